@@ -1,0 +1,14 @@
+/* load.h — the kiln_model handle behind the public API (load.c). Internal:
+ * tests and the CLI's internal commands include it to reach the graph. */
+#ifndef KILN_FRONTEND_LOAD_H
+#define KILN_FRONTEND_LOAD_H
+
+#include "frontend/frontend.h"
+
+struct kiln_model {
+  arena a;       /* everything below lives here: text, syntax tree, graph */
+  src_file file; /* the model text, kept for located messages */
+  ir_graph g;
+};
+
+#endif

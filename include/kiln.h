@@ -1,0 +1,84 @@
+/* kiln.h — the public interface of libkiln, a compiler for neural-network
+ * training graphs.
+ *
+ * A model file (see docs/model-format.md) is loaded into a graph; the graph
+ * can be summarised, printed and drawn. Later stages (autodiff, passes,
+ * codegen, runtime) add compilation and training behind the same handle.
+ *
+ * Example:
+ *
+ *     kiln_error err;
+ *     kiln_model *m = kiln_model_load_file("models/lenet5.kiln", &err);
+ *     if (!m) { fputs(err.message, stderr); return 1; }
+ *     kiln_model_summary(m, stdout);
+ *     printf("%lld parameters\n", (long long)kiln_model_param_count(m));
+ *     kiln_model_free(m);
+ *
+ * Errors: every function that can fail on user input fills a kiln_error with
+ * a status and a message ("file:line:col: error: ..." with the offending line
+ * and a caret) and returns NULL or a non-zero status. The library never
+ * exits the process and never prints on its own. */
+#ifndef KILN_H
+#define KILN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define KILN_API __attribute__((visibility("default")))
+#else
+#define KILN_API
+#endif
+
+typedef enum kiln_status {
+  KILN_OK = 0,
+  KILN_ERR_SYNTAX,   /* the text is not well formed */
+  KILN_ERR_NAME,     /* undefined, duplicate or unknown name, cycle */
+  KILN_ERR_TYPE,     /* a value of the wrong kind or out of range */
+  KILN_ERR_SHAPE,    /* shapes that do not fit together */
+  KILN_ERR_IO,       /* a file could not be read or written */
+  KILN_ERR_INVALID,  /* a valid-looking request that cannot be honoured */
+  KILN_ERR_INTERNAL, /* a library (CUDA, NVRTC, LLVM, MPI) failed */
+} kiln_status;
+
+typedef struct kiln_error {
+  kiln_status status;
+  char message[4096];
+} kiln_error;
+
+typedef struct kiln_model kiln_model;
+
+/* Loading: parse, elaborate blocks and sequences, infer shapes. */
+KILN_API kiln_model *kiln_model_load_file(const char *path, kiln_error *err);
+/* `name` is used in messages as the file name. `text` need not be
+ * NUL-terminated. */
+KILN_API kiln_model *kiln_model_load_string(const char *name, const char *text,
+                                            size_t len, kiln_error *err);
+KILN_API void kiln_model_free(kiln_model *m);
+
+/* Figures for one example (batch = 1). MACs count the multiply-accumulates
+ * of conv2d, linear and matmul; FLOPs count 2 per MAC plus one per output
+ * element of every other op. Parameters are trainable values only (BatchNorm
+ * running statistics are buffers, reported separately). */
+KILN_API const char *kiln_model_name(const kiln_model *m);
+KILN_API int64_t kiln_model_param_count(const kiln_model *m);
+KILN_API int64_t kiln_model_buffer_count(const kiln_model *m);
+KILN_API int64_t kiln_model_macs(const kiln_model *m);
+KILN_API int64_t kiln_model_flops(const kiln_model *m);
+KILN_API int kiln_model_layer_count(const kiln_model *m);
+
+/* Output: a torchinfo-like table; the graph IR as text; Graphviz dot. */
+KILN_API void kiln_model_summary(const kiln_model *m, FILE *out);
+KILN_API void kiln_model_dump(const kiln_model *m, FILE *out);
+KILN_API void kiln_model_write_dot(const kiln_model *m, FILE *out);
+
+KILN_API const char *kiln_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
