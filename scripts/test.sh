@@ -22,7 +22,7 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
-echo "== fuzz the parser (${KILN_FUZZ_SECONDS:-60} s)"
+echo "== fuzz the parser and elaborator (${KILN_FUZZ_SECONDS:-60} s)"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DKILN_FUZZ=ON >/dev/null
 cmake --build build-fuzz --target fuzz_parse -j"$jobs"
 corpus=$(mktemp -d)

@@ -1,10 +1,13 @@
-/* fuzz_parse.c — libFuzzer target for the tokenizer and parser.
+/* fuzz_parse.c — libFuzzer target for the tokenizer, parser and
+ * elaborator.
  *
  * Any input must either parse or fail with a located message; it must never
  * crash, leak or hang (ASan and UBSan, built in with -DKILN_FUZZ=ON, turn
  * silent memory errors into crashes). A file that parses must also survive
  * the print -> parse round trip with the same canonical text, so the printer
- * is fuzzed along with the parser.
+ * is fuzzed along with the parser; then it goes through the whole load path
+ * (elaboration, shape rules, sections, verifier) and, if it loads, through
+ * the summary, dump and dot writers.
  *
  *   CC=clang cmake -S . -B build-fuzz -DKILN_FUZZ=ON
  *   cmake --build build-fuzz --target fuzz_parse
@@ -39,6 +42,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 (!once.len || memcmp(once.data, twice.data, once.len) == 0));
     strbuf_free(&once);
     strbuf_free(&twice);
+    kiln_model *model = kiln_model_load_string("fuzz.kiln", text, size, &err);
+    if (model) {
+      static FILE *sink;
+      if (!sink)
+        sink = fopen("/dev/null", "w");
+      KILN_ASSERT(sink);
+      kiln_model_summary(model, sink);
+      kiln_model_dump(model, sink);
+      kiln_model_write_dot(model, sink);
+      kiln_model_free(model);
+    } else {
+      KILN_ASSERT(err.status != KILN_OK && err.message[0] != '\0');
+    }
   } else {
     KILN_ASSERT(err.status != KILN_OK && err.message[0] != '\0');
   }
