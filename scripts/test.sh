@@ -3,8 +3,9 @@
 #   1. the release build with gcc, all ctest tests;
 #   2. the same tests built with clang under AddressSanitizer + UBSan
 #      (also proves the clang build is warning-free);
-#   3. the parser fuzzer (libFuzzer) for a bounded time, seeded with models/
-#      and the malformed-file corpus;
+#   3. the libFuzzer targets for a bounded time each: the model-file load
+#      path (seeded with models/ and the malformed-file corpus) and the
+#      checkpoint reader;
 #   4. clang-format conformance of every C file.
 # Exits non-zero on the first failure.
 set -euo pipefail
@@ -22,16 +23,24 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
-echo "== fuzz the parser and elaborator (${KILN_FUZZ_SECONDS:-60} s)"
+# Each fuzzer works on a copy of its seeds, so what it learns stays out of
+# the tree.
+fuzz() { # name seconds seed-files...
+  local name=$1 seconds=$2 corpus
+  shift 2
+  corpus=$(mktemp -d)
+  cp "$@" "$corpus"/
+  echo "== fuzz $name ($seconds s)"
+  cmake --build build-fuzz --target "$name" -j"$jobs"
+  ./build-fuzz/tests/"$name" -max_total_time="$seconds" -max_len=8192 \
+    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$corpus" 2>"$name.log" ||
+    { tail -n 60 "$name.log"; echo "$name found a failure"; exit 1; }
+  grep -E "stat::number_of_executed_units" "$name.log"
+  rm -rf "$corpus"
+}
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DKILN_FUZZ=ON >/dev/null
-cmake --build build-fuzz --target fuzz_parse -j"$jobs"
-corpus=$(mktemp -d)
-cp models/*.kiln tests/errors/*.kiln "$corpus"/
-./build-fuzz/tests/fuzz_parse -max_total_time="${KILN_FUZZ_SECONDS:-60}" -max_len=8192 \
-  -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$corpus" 2>fuzz-parse.log ||
-  { tail -n 60 fuzz-parse.log; echo "fuzzer found a failure"; exit 1; }
-grep -E "stat::number_of_executed_units|Done" fuzz-parse.log | tail -n 2
-rm -rf "$corpus"
+fuzz fuzz_parse "${KILN_FUZZ_SECONDS:-60}" models/*.kiln tests/errors/*.kiln
+fuzz fuzz_ckpt "${KILN_FUZZ_SECONDS:-60}" tests/fuzz/ckpt-seeds/*
 
 echo "== clang-format"
 files=$(git ls-files '*.c' '*.h')
