@@ -57,10 +57,20 @@ struct command {
 static int cmd_check(const cli_args *a);
 static int cmd_dump(const cli_args *a);
 static int cmd_help(const cli_args *a);
+static int cmd_train(const cli_args *a);
 
 /* Flag indices, per command, into cli_args.given/value. */
 enum { CHECK_QUIET };
 enum { DUMP_DOT, DUMP_OUTPUT };
+enum {
+  TRAIN_EPOCHS,
+  TRAIN_BATCH,
+  TRAIN_LR,
+  TRAIN_SEED,
+  TRAIN_METRICS,
+  TRAIN_MAX_STEPS,
+  TRAIN_BACKEND
+};
 
 static const command commands[] = {
     {.name = "check",
@@ -80,6 +90,19 @@ static const command commands[] = {
                {"--output", "-o", "FILE",
                 "write to FILE instead of standard output"}},
      .help = "print a model's graph IR"},
+    {.name = "train",
+     .run = cmd_train,
+     .operands = "FILE",
+     .min_files = 1,
+     .max_files = 1,
+     .flags = {{"--epochs", NULL, "N", "passes over the training set"},
+               {"--batch", NULL, "N", "examples per step"},
+               {"--lr", NULL, "X", "base learning rate"},
+               {"--seed", NULL, "N", "initialisation, split and shuffling"},
+               {"--metrics", NULL, "FILE", "write per-epoch metrics as CSV"},
+               {"--max-steps", NULL, "N", "stop after N steps"},
+               {"--backend", NULL, "NAME", "where to run: reference"}},
+     .help = "train a model on its data section's data"},
     {.name = "help",
      .run = cmd_help,
      .operands = "[COMMAND]",
@@ -371,6 +394,64 @@ static int cmd_dump(const cli_args *a) {
     return 1;
   }
   return 0;
+}
+
+/* A flag's whole value as a number; a usage error otherwise. */
+static bool parse_int_flag(const cli_args *a, int k, const char *name,
+                           int64_t *out) {
+  if (!a->given[k])
+    return true;
+  char *end;
+  errno = 0;
+  long long v = strtoll(a->value[k], &end, 10);
+  if (errno || end == a->value[k] || *end || v < 0) {
+    usage_error(command_find("train"),
+                "%s needs a non-negative integer, "
+                "not '%s'",
+                name, a->value[k]);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+static int cmd_train(const cli_args *a) {
+  const char *backend = a->value[TRAIN_BACKEND];
+  if (backend && strcmp(backend, "reference") != 0) {
+    fprintf(stderr,
+            "kiln train: backend '%s' is not built yet; available: "
+            "reference\n",
+            backend);
+    return 1;
+  }
+  kiln_train_opts o = {.log = stderr, .metrics_csv = a->value[TRAIN_METRICS]};
+  int64_t seed = 0;
+  if (!parse_int_flag(a, TRAIN_EPOCHS, "--epochs", &o.epochs) ||
+      !parse_int_flag(a, TRAIN_BATCH, "--batch", &o.batch) ||
+      !parse_int_flag(a, TRAIN_SEED, "--seed", &seed) ||
+      !parse_int_flag(a, TRAIN_MAX_STEPS, "--max-steps", &o.max_steps))
+    return EXIT_USAGE;
+  o.seed = (uint64_t)seed;
+  o.has_seed = a->given[TRAIN_SEED];
+  if (a->given[TRAIN_LR]) {
+    char *end;
+    o.lr = strtod(a->value[TRAIN_LR], &end);
+    if (end == a->value[TRAIN_LR] || *end || !(o.lr > 0))
+      return usage_error(command_find("train"),
+                         "--lr needs a positive number, not '%s'",
+                         a->value[TRAIN_LR]);
+  }
+  kiln_error err;
+  kiln_model *m = kiln_model_load_file(a->files[0], &err);
+  if (!m) {
+    fputs(err.message, stderr);
+    return 1;
+  }
+  kiln_status st = kiln_train(m, &o, &err);
+  if (st)
+    fputs(err.message, stderr);
+  kiln_model_free(m);
+  return st ? 1 : 0;
 }
 
 static int cmd_help(const cli_args *a) {

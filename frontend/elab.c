@@ -291,10 +291,12 @@ static kiln_status collect_blocks(elab_ctx *c) {
   strmap_init(&c->blocks, c->a);
   c->callees = ARENA_ARRAY(c->a, const char *, IR_OP_COUNT + m->n_blocks);
   for (int k = 1; k < IR_OP_COUNT; k++) /* not IR_OP_INPUT */
-    c->callees[c->n_callees++] = ir_op_table[k].name;
+    if (!ir_op_table[k].internal)
+      c->callees[c->n_callees++] = ir_op_table[k].name;
   for (int k = 0; k < m->n_blocks; k++) {
     const ast_block *b = &m->blocks[k];
-    if (ir_op_find(b->name) != IR_OP_COUNT)
+    ir_op bop = ir_op_find(b->name);
+    if (bop != IR_OP_COUNT && !ir_op_table[bop].internal)
       return diag_error(c->err, KILN_ERR_NAME, b->loc,
                         "block '%s' has the name of an op", b->name);
     if (!strmap_put(&c->blocks, b->name, (void *)b)) {

@@ -388,7 +388,7 @@ kiln_status elab_call(elab_ctx *c, elab_scope *sc, const ast_expr *call,
                       const value *first, const char *name, const char *target,
                       value *out) {
   ir_op op = ir_op_find(call->s);
-  if (op != IR_OP_COUNT && op != IR_OP_INPUT)
+  if (op != IR_OP_COUNT && op != IR_OP_INPUT && !ir_op_table[op].internal)
     return call_op(c, sc, op, call, first, name, target, out);
   const ast_block *b = strmap_get(&c->blocks, call->s);
   if (b)

@@ -21,6 +21,7 @@
 #ifndef KILN_H
 #define KILN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -75,6 +76,29 @@ KILN_API int kiln_model_layer_count(const kiln_model *m);
 KILN_API void kiln_model_summary(const kiln_model *m, FILE *out);
 KILN_API void kiln_model_dump(const kiln_model *m, FILE *out);
 KILN_API void kiln_model_write_dot(const kiln_model *m, FILE *out);
+
+/* Training on the CPU with the reference executor (the oracle the compiled
+ * backends are checked against, so slow but exact). Every field left 0 or
+ * NULL takes the model file's value (its `train` section, or the defaults
+ * of docs/model-format.md). */
+typedef struct kiln_train_opts {
+  int64_t epochs; /* passes over the training set */
+  int64_t batch;  /* examples per step; the last partial batch is skipped */
+  double lr;      /* the optimizer's base learning rate */
+  uint64_t seed;  /* initialisation, split, shuffling, dropout; ... */
+  bool has_seed;  /* ... used only when this is true (0 is a valid seed) */
+  const char *metrics_csv; /* write "epoch,step,lr,train_loss,train_acc,
+                            * val_loss,val_acc" rows here; NULL: none */
+  FILE *log;               /* progress lines and evaluations; NULL: silent */
+  int64_t max_steps;       /* stop after this many steps (tests); 0: no limit */
+} kiln_train_opts;
+
+/* Differentiates the model's graph, initialises its parameters, loads the
+ * data of its `data` section and trains as its `train` section says,
+ * evaluating on the validation set after every epoch and on the test set at
+ * the end. The trained weights stay in the model. */
+KILN_API kiln_status kiln_train(kiln_model *m, const kiln_train_opts *o,
+                                kiln_error *err);
 
 KILN_API const char *kiln_version(void);
 

@@ -138,6 +138,7 @@ typedef enum ir_op {
   IR_OP_DROPOUT,
   IR_OP_CROSS_ENTROPY,
   IR_OP_MSE,
+  IR_OP_GRAD, /* internal: built by ir_autodiff, never by a model file */
   IR_OP_COUNT
 } ir_op;
 
@@ -155,6 +156,10 @@ struct ir_node {
   int n_params;
   ir_param *params;
   int stage; /* pipeline stage from the placement section; 0 by default */
+  /* IR_OP_GRAD only (autodiff.c): the gradient of the loss with respect to
+   * input `wrt` of `fwd` (wrt >= 0) or to its parameter -1-wrt (wrt < 0). */
+  ir_node *fwd;
+  int wrt;
 };
 
 /* Fusion classes, after TVM's OpPatternKind. */
@@ -186,6 +191,7 @@ typedef struct ir_op_info {
   ir_attr_spec attrs[IR_MAX_ATTRS];
   ir_fuse_kind fuse;
   bool is_loss;
+  bool internal; /* made by passes only; model files cannot name it */
   kiln_status (*infer)(ir_infer_ctx *c);
   /* Multiply-accumulates per example (batch = 1); NULL means 0. */
   int64_t (*macs)(const ir_node *n);
@@ -221,6 +227,11 @@ typedef struct ir_graph {
   bool has_train, has_data;
   ir_train_cfg train;
   ir_data_cfg data;
+  /* Set by ir_autodiff: for each trainable, unfrozen parameter the node
+   * holding dloss/dparam. */
+  int n_param_grads;
+  ir_param **grad_params;
+  ir_node **grad_nodes;
 } ir_graph;
 
 void ir_graph_init(ir_graph *g, arena *a, const char *name);
@@ -252,6 +263,14 @@ int64_t ir_node_param_count(const ir_node *n, bool trainable);
  * names unique, shapes set. Returns KILN_OK or fills err. Runs after
  * elaboration and after every pass. */
 kiln_status ir_verify(const ir_graph *g, kiln_error *err);
+
+/* Reverse-mode autodiff (autodiff.c): appends to g the backward graph of
+ * g->loss as IR_OP_GRAD and IR_OP_ADD nodes and fills g->grad_params and
+ * g->grad_nodes. Fails (KILN_ERR_INVALID) without a loss. */
+kiln_status ir_autodiff(ir_graph *g, kiln_error *err);
+/* Whether layer `name` is frozen by the train section's `freeze` list: a
+ * listed name or a prefix of it followed by '.'. */
+bool ir_train_frozen(const ir_graph *g, const char *name);
 
 /* Text and Graphviz output (print.c). */
 void ir_print(const ir_graph *g, FILE *out);

@@ -96,4 +96,8 @@ kiln_status ir_infer_cross_entropy(ir_infer_ctx *c);
 kiln_status ir_infer_mse(ir_infer_ctx *c);
 int64_t ir_macs_matmul(const ir_node *n);
 
+/* ---- autodiff.c ---- */
+
+kiln_status ir_infer_grad(ir_infer_ctx *c);
+
 #endif

@@ -252,6 +252,17 @@ const ir_op_info ir_op_table[IR_OP_COUNT] = {
                    .is_loss = true,
                    .infer = ir_infer_mse,
                    .doc = "mean squared error; a scalar"},
+    /* Not a layer: autodiff's backward node (autodiff.c). Its inputs
+     * depend on the forward op, so arity and attributes are open. */
+    [IR_OP_GRAD] = {.name = "grad",
+                    .min_inputs = 0,
+                    .max_inputs = -1,
+                    .input_names = "dy, saved values",
+                    .fuse = IR_FUSE_OPAQUE,
+                    .internal = true,
+                    .infer = ir_infer_grad,
+                    .doc = "gradient of the loss w.r.t. an input or "
+                           "parameter of a forward node"},
 };
 _Static_assert(ARRAY_LEN(ir_op_table) == IR_OP_COUNT,
                "one ir_op_table row per ir_op");

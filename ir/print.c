@@ -183,16 +183,6 @@ static void put_scaled(strbuf *b, int64_t v) {
     strbuf_printf(b, "%.2f %c", x, units[u]);
 }
 
-static bool is_frozen(const ir_graph *g, const char *name) {
-  for (int i = 0; i < g->train.n_freeze; i++) {
-    size_t len = strlen(g->train.freeze[i]);
-    if (strncmp(name, g->train.freeze[i], len) == 0 &&
-        (name[len] == '\0' || name[len] == '.'))
-      return true;
-  }
-  return false;
-}
-
 enum { COLS = 5 };
 
 static const char *count_cell(arena *a, int64_t v) {
@@ -255,7 +245,7 @@ void ir_summary(const ir_graph *g, FILE *out) {
       cells[i][4] = count_cell(&a, m);
       /* sums saturate: shapes are bounded per tensor, not per graph */
       params = add_sat(params, p);
-      if (is_frozen(g, n->name))
+      if (ir_train_frozen(g, n->name))
         frozen = add_sat(frozen, p);
       buffers = add_sat(buffers, ir_node_param_count(n, false));
       macs = add_sat(macs, m);

@@ -10,7 +10,10 @@
  *   - shapes of rank 0..IR_MAX_DIMS with positive sizes, the batch only
  *     first; parameters without a batch;
  *   - pipeline stages within the placement's stage count;
- *   - outputs and the loss belong to the graph, the loss has a loss op.
+ *   - outputs and the loss belong to the graph, the loss has a loss op;
+ *   - autodiff's grad nodes name an earlier forward node and a valid input
+ *     or parameter of it, whose shape and dtype they have; each recorded
+ *     parameter gradient is such a node.
  *
  * A failure is a compiler bug, reported as KILN_ERR_INTERNAL. */
 #include "ir/ir_impl.h"
@@ -90,6 +93,30 @@ static kiln_status verify_node(const ir_graph *g, const ir_node *n,
   return KILN_OK;
 }
 
+static kiln_status verify_grad(const ir_graph *g, const ir_node *n,
+                               kiln_error *err) {
+  const ir_node *f = n->fwd;
+  if (!in_graph(g, f, n->id))
+    return fail(err, n, "forward node is not an earlier node of the graph");
+  const ir_shape *s;
+  ir_dtype t;
+  if (n->wrt >= 0 && n->wrt < f->n_inputs) {
+    s = &f->inputs[n->wrt]->shape;
+    t = f->inputs[n->wrt]->dtype;
+  } else if (n->wrt < 0 && -1 - n->wrt < f->n_params) {
+    s = &f->params[-1 - n->wrt].shape;
+    t = f->params[-1 - n->wrt].dtype;
+  } else {
+    return fail(err, n, "wrt %d names no input or parameter of '%s'", n->wrt,
+                f->name);
+  }
+  if (!ir_shape_eq(s, &n->shape) || t != n->dtype)
+    return fail(err, n,
+                "shape or dtype differs from the value it "
+                "differentiates");
+  return KILN_OK;
+}
+
 kiln_status ir_verify(const ir_graph *g, kiln_error *err) {
   kiln_status st;
   if (g->n_nodes && !g->nodes)
@@ -104,6 +131,8 @@ kiln_status ir_verify(const ir_graph *g, kiln_error *err) {
       return fail(err, n, "stored at index %d", i);
     if ((st = verify_node(g, n, err)))
       return st;
+    if (n->op == IR_OP_GRAD && (st = verify_grad(g, n, err)))
+      return st;
   }
   if (g->by_name.len != g->n_nodes)
     return fail(err, NULL, "by_name holds %d names for %d nodes",
@@ -116,5 +145,12 @@ kiln_status ir_verify(const ir_graph *g, kiln_error *err) {
   if (g->loss && !ir_op_table[g->loss->op].is_loss)
     return fail(err, g->loss, "marked as the loss, but %s is not a loss op",
                 ir_op_table[g->loss->op].name);
+  for (int i = 0; i < g->n_param_grads; i++) {
+    const ir_node *gn = g->grad_nodes[i];
+    if (!in_graph(g, gn, g->n_nodes) || gn->op != IR_OP_GRAD || gn->wrt >= 0 ||
+        &gn->fwd->params[-1 - gn->wrt] != g->grad_params[i])
+      return fail(err, gn, "is not the gradient of parameter '%s'",
+                  g->grad_params[i]->name);
+  }
   return KILN_OK;
 }

@@ -438,7 +438,7 @@ TEST(test_op_table_matches_doc) {
   }
   fclose(f);
   for (int op = 1; op < IR_OP_COUNT; op++)
-    if (!seen[op]) {
+    if (!seen[op] && !ir_op_table[op].internal) {
       fprintf(stderr, "op %s is not documented\n", ir_op_table[op].name);
       test_failures_++;
     }

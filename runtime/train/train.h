@@ -122,4 +122,12 @@ ir_init train_init_auto(ir_op activation);
  * consumers. */
 ir_op train_init_next_activation(const ir_graph *g, const ir_node *n);
 
+/* ---- train_loop.c: kiln_train on the reference executor ---- */
+
+/* The value parameter `name` (full dotted name) had at the end of the last
+ * successful kiln_train of m (numel in *n when n is not NULL); NULL before
+ * any, or for an unknown name. For tests and checkpoints. */
+const float *train_trained_param(const kiln_model *m, const char *name,
+                                 int64_t *n);
+
 #endif
