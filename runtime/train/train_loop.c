@@ -299,7 +299,7 @@ static kiln_status train_epochs(train_run *r, int64_t max_steps,
         if (r->log)
           fprintf(r->log,
                   "epoch %lld/%lld step %lld/%lld loss %.4f acc %.1f%% lr "
-                  "%.4f %.0f img/s\n",
+                  "%.4g %.0f img/s\n",
                   (long long)e + 1, (long long)epochs, (long long)s + 1,
                   (long long)per_epoch, loss, acc, lr,
                   dt > 0 ? (double)(seen * r->batch) / dt : 0.0);
