@@ -24,26 +24,14 @@ required (scripts/setup.sh installs it): missing, the test fails.
 import subprocess
 import sys
 
-passed = 0
-failed = 0
-
-
-def report(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name}{': ' + detail if detail else ''}", file=sys.stderr)
+from harness import report, stop, summary
 
 
 try:
     import numpy as np
 except ImportError as e:
-    print(f"FAIL imports: {e} (run scripts/setup.sh, which pip-installs "
-          "numpy)", file=sys.stderr)
-    print("0 passed, 1 failed")
-    sys.exit(1)
+    stop(f"imports: {e} (run scripts/setup.sh, which pip-installs "
+         "numpy)")
 
 RTOL = 1e-5
 ATOL = 1e-7
@@ -177,9 +165,7 @@ def replay(case, variant=None):
 
 def main():
     if len(sys.argv) != 2:
-        print("usage: test_optim_numpy.py PATH/TO/optim_tool", file=sys.stderr)
-        print("0 passed, 1 failed")
-        return 1
+        stop("usage: test_optim_numpy.py PATH/TO/optim_tool")
     try:
         out = subprocess.run([sys.argv[1]], capture_output=True, text=True,
                              check=True).stdout
@@ -212,8 +198,7 @@ def main():
                    f"wrong variant agrees (error {worst:.3g} x tolerance)")
         else:
             report(f"{name} present", False)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -18,31 +18,17 @@ import math
 import subprocess
 import sys
 
-passed = 0
-failed = 0
-
-
-def report(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name}{': ' + detail if detail else ''}", file=sys.stderr)
+from harness import report, stop, summary
 
 
 try:
     import numpy as np
 except ImportError as e:
-    print(f"FAIL imports: {e} (run scripts/setup.sh, which pip-installs "
-          "numpy)", file=sys.stderr)
-    print("0 passed, 1 failed")
-    sys.exit(1)
+    stop(f"imports: {e} (run scripts/setup.sh, which pip-installs "
+         "numpy)")
 
 if len(sys.argv) != 2:
-    print("usage: test_ref_numpy.py PATH/TO/ref_tool", file=sys.stderr)
-    print("0 passed, 1 failed")
-    sys.exit(1)
+    stop("usage: test_ref_numpy.py PATH/TO/ref_tool")
 TOOL = sys.argv[1]
 rng = np.random.default_rng(20261)
 
@@ -195,5 +181,4 @@ def cross_entropy_bad_label():
 
 check("cross_entropy bad label", cross_entropy_bad_label)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary())

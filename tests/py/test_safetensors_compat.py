@@ -23,17 +23,7 @@ import sys
 import tempfile
 import traceback
 
-passed = 0
-failed = 0
-
-
-def report(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name}{': ' + detail if detail else ''}", file=sys.stderr)
+from harness import report, stop, summary
 
 
 try:
@@ -41,10 +31,8 @@ try:
     import safetensors
     import safetensors.numpy
 except ImportError as e:
-    print(f"FAIL imports: {e} (run scripts/setup.sh, which pip-installs "
-          "numpy and safetensors)", file=sys.stderr)
-    print("0 passed, 1 failed")
-    sys.exit(1)
+    stop(f"imports: {e} (run scripts/setup.sh, which pip-installs "
+         "numpy and safetensors)")
 
 DTYPE_NAMES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64",
                np.dtype(np.float16): "F16", np.dtype(np.int32): "I32",
@@ -266,10 +254,7 @@ def test_both_reject(tool, tmp):
 
 def main():
     if len(sys.argv) != 2:
-        print("usage: test_safetensors_compat.py PATH/TO/ckpt_tool",
-              file=sys.stderr)
-        print("0 passed, 1 failed")
-        return 1
+        stop("usage: test_safetensors_compat.py PATH/TO/ckpt_tool")
     tool = sys.argv[1]
     tests = [test_kiln_file_in_numpy, test_kiln_file_deserialized,
              test_numpy_file_in_kiln, test_bf16_file_in_kiln, test_both_reject]
@@ -279,8 +264,7 @@ def main():
                 t(tool, tmp)
             except Exception:  # noqa: BLE001 - a crash is a failure, not a stop
                 report(t.__name__, False, traceback.format_exc())
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":
