@@ -230,12 +230,7 @@ kiln_status rx_backward(ref_exec *ex, const ir_node *gn, kiln_error *err) {
     memcpy(out, dy, sizeof(double) * (size_t)n);
     break;
   case IR_OP_DROPOUT:
-    if (ex->training)
-      ref_dropout_bwd(dy, out, n, rx_attr(f, "p")->f, ex->seed,
-                      ref_dropout_stream((uint64_t)ex->step, (uint32_t)f->id),
-                      0);
-    else
-      memcpy(out, dy, sizeof(double) * (size_t)n);
+    rx_dropout(ex, f, dy, out, n);
     break;
   case IR_OP_CROSS_ENTROPY: {
     KILN_ASSERT(gn->wrt == 0 && "labels have no gradient");

@@ -31,6 +31,15 @@ void rx_conv_dims(const ref_exec *ex, const ir_node *f, ref_conv_dims *d) {
   KILN_ASSERT(ref_conv_dims_finish(d) && "the shape rule checked the sizes");
 }
 
+void rx_dropout(const ref_exec *ex, const ir_node *f, const double *in,
+                double *out, int64_t n) {
+  if (ex->training)
+    ref_dropout_fwd(in, out, n, rx_attr(f, "p")->f, ex->seed,
+                    ref_dropout_stream((uint64_t)ex->step, (uint32_t)f->id), 0);
+  else
+    memcpy(out, in, sizeof(double) * (size_t)n);
+}
+
 void rx_pool_dims(const ref_exec *ex, const ir_node *f, ref_pool_dims *d) {
   int64_t x[IR_MAX_DIMS];
   rx_dims(ex, f->inputs[0], x);
@@ -273,12 +282,7 @@ kiln_status rx_forward(ref_exec *ex, const ir_node *f, kiln_error *err) {
     memcpy(y, x, sizeof(double) * (size_t)n);
     break;
   case IR_OP_DROPOUT:
-    if (ex->training)
-      ref_dropout_fwd(x, y, n, rx_attr(f, "p")->f, ex->seed,
-                      ref_dropout_stream((uint64_t)ex->step, (uint32_t)f->id),
-                      0);
-    else
-      memcpy(y, x, sizeof(double) * (size_t)n);
+    rx_dropout(ex, f, x, y, n);
     break;
   case IR_OP_CROSS_ENTROPY: {
     const int32_t *labels = ex->ibuf[f->inputs[1]->id];

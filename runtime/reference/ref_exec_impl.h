@@ -74,6 +74,11 @@ static inline int rx_axis_of(const ir_node *n, const char *name, int rank) {
  * (ref_exec_fwd.c); the backward uses the same. */
 void rx_conv_dims(const ref_exec *ex, const ir_node *f, ref_conv_dims *d);
 void rx_pool_dims(const ref_exec *ex, const ir_node *f, ref_pool_dims *d);
+/* Dropout node f applied to `in` (x forward, dy backward: the same mask and
+ * scale, redrawn from the run's seed and step); the identity when the run is
+ * not training. */
+void rx_dropout(const ref_exec *ex, const ir_node *f, const double *in,
+                double *out, int64_t n);
 void rx_bn_dims(const ref_exec *ex, const ir_node *f, ref_bn_dims *d);
 /* Value x [N, C, rest...] viewed as [N, C, inner]. */
 void rx_nc_inner(const ref_exec *ex, const ir_node *x, int64_t *n, int64_t *c,
