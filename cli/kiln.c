@@ -2,12 +2,17 @@
  * <kiln.h>, nothing else. Every command is one row of `commands` (name, the
  * function that runs it, its flags, its operands and its help line); the
  * usage text is generated from that table, so a new command (train, eval,
- * compile, bench) is a function and a row.
+ * compile, bench) is a function and a row. Internal commands (dump's graph
+ * pass flags) reach the graph through frontend/load.h and passes/passes.h.
  *
  * Exit status: 0 success, 1 a model or file failed (the library's located
  * message goes to stderr), 2 a usage error (unknown command or flag, missing
  * operand; the message and the usage go to stderr). */
 #include <kiln.h>
+
+#include "frontend/load.h"
+#include "passes/memplan.h"
+#include "passes/passes.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -15,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #if defined(__GNUC__)
 #define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -23,7 +29,7 @@
 #endif
 
 enum { EXIT_USAGE = 2 };
-enum { MAX_FLAGS = 8 };
+enum { MAX_FLAGS = 12 };
 
 /* A flag of one command. `value` names the flag's argument ("FILE"), or is
  * NULL for a switch. */
@@ -39,10 +45,16 @@ typedef struct command command;
 /* What the parser found: which flags were given (with their values) and the
  * operands, in order. */
 typedef struct cli_args {
+  const command *cmd; /* whose flags these are (for usage errors) */
   bool given[MAX_FLAGS];
   const char *value[MAX_FLAGS];
   int n_files;
   char **files;
+  /* Every value of every flag, in order (argc entries), for flags that
+   * may be repeated (--disable-pass). */
+  int n_all;
+  int *all_flag;
+  const char **all_value;
 } cli_args;
 
 struct command {
@@ -58,10 +70,22 @@ static int cmd_check(const cli_args *a);
 static int cmd_dump(const cli_args *a);
 static int cmd_help(const cli_args *a);
 static int cmd_train(const cli_args *a);
+static int cmd_eval(const cli_args *a);
+static int cmd_compile(const cli_args *a);
 
 /* Flag indices, per command, into cli_args.given/value. */
 enum { CHECK_QUIET };
-enum { DUMP_DOT, DUMP_OUTPUT };
+enum {
+  DUMP_DOT,
+  DUMP_OUTPUT,
+  DUMP_AFTER,
+  DUMP_PASSES,
+  DUMP_OPT,
+  DUMP_DISABLE,
+  DUMP_FUSE_LIMIT,
+  DUMP_INFERENCE
+};
+enum { COMPILE_STATS, COMPILE_BATCH, COMPILE_EVAL, COMPILE_INPLACE };
 enum {
   TRAIN_EPOCHS,
   TRAIN_BATCH,
@@ -69,7 +93,11 @@ enum {
   TRAIN_SEED,
   TRAIN_METRICS,
   TRAIN_MAX_STEPS,
-  TRAIN_BACKEND
+  TRAIN_BACKEND,
+  TRAIN_OUT,
+  TRAIN_RESUME,
+  TRAIN_SVG,
+  TRAIN_CKPT_EVERY
 };
 
 static const command commands[] = {
@@ -84,11 +112,19 @@ static const command commands[] = {
     {.name = "dump",
      .run = cmd_dump,
      .operands = "FILE",
-     .min_files = 1,
+     .min_files = 0, /* --passes needs none; cmd_dump checks */
      .max_files = 1,
      .flags = {{"--dot", NULL, NULL, "write Graphviz dot, not the IR text"},
                {"--output", "-o", "FILE",
-                "write to FILE instead of standard output"}},
+                "write to FILE instead of standard output"},
+               {"--after", NULL, "PASS", "the graph after graph pass PASS"},
+               {"--passes", NULL, NULL, "list the graph passes in order"},
+               {"--opt-level", "-O", "N", "graph passes to run: -O0, -O1, -O2"},
+               {"--disable-pass", NULL, "NAME",
+                "skip a pass or fusion pattern (repeatable)"},
+               {"--fuse-limit", NULL, "N", "apply only the first N fusions"},
+               {"--inference", NULL, NULL,
+                "the inference graph (folds batchnorm, drops dropout)"}},
      .help = "print a model's graph IR"},
     {.name = "train",
      .run = cmd_train,
@@ -100,9 +136,41 @@ static const command commands[] = {
                {"--lr", NULL, "X", "base learning rate"},
                {"--seed", NULL, "N", "initialisation, split and shuffling"},
                {"--metrics", NULL, "FILE", "write per-epoch metrics as CSV"},
-               {"--max-steps", NULL, "N", "stop after N steps"},
-               {"--backend", NULL, "NAME", "where to run: reference"}},
+               {"--max-steps", NULL, "N", "stop at global step N"},
+               {"--backend", NULL, "NAME",
+                "where to run: cpu (default) or reference"},
+               {"--out", NULL, "DIR",
+                "checkpoints, metrics.csv and curve.svg in DIR"},
+               {"--resume", NULL, "CKPT", "continue the run CKPT was saved by"},
+               {"--svg", NULL, "FILE", "write the learning curve as SVG"},
+               {"--checkpoint-every", NULL, "N",
+                "epochs between DIR/last.safetensors (default 1)"}},
      .help = "train a model on its data section's data"},
+    {.name = "eval",
+     .run = cmd_eval,
+     .operands = "FILE",
+     .min_files = 1,
+     .max_files = 1,
+     .flags = {{"--weights", NULL, "CKPT", "the checkpoint to evaluate"},
+               {"--split", NULL, "SET", "test (default) or val"},
+               {"--backend", NULL, "NAME",
+                "where to run: cpu (default) or reference"},
+               {"--batch", NULL, "N", "examples per run (default: train's)"},
+               {"--no-ema", NULL, NULL,
+                "the weights themselves, not their EMA"}},
+     .help = "evaluate a checkpoint on the model's test or validation set"},
+    {.name = "compile",
+     .run = cmd_compile,
+     .operands = "FILE",
+     .min_files = 1,
+     .max_files = 1,
+     .flags = {{"--stats", NULL, NULL,
+                "per kernel: node, bytes read/written, grid; totals, memory"},
+               {"--batch", NULL, "N", "examples per step (default: train's)"},
+               {"--eval", NULL, NULL, "the evaluation plan, not a train step"},
+               {"--inplace", NULL, NULL,
+                "plan elementwise outputs over dying inputs"}},
+     .help = "lower a model to kernels and plan its memory"},
     {.name = "help",
      .run = cmd_help,
      .operands = "[COMMAND]",
@@ -174,7 +242,7 @@ static const command *command_find(const char *name) {
 
 /* Levenshtein distance, for "did you mean" on mistyped commands and flags
  * (short words only: longer ones are never close enough). */
-static int edit_distance(const char *a, const char *b) {
+static int cli_edit_distance(const char *a, const char *b) {
   enum { MAX = 32 };
   size_t la = strlen(a), lb = strlen(b);
   if (la >= MAX || lb >= MAX)
@@ -207,7 +275,7 @@ static const char *closest(const command *c, const char *word) {
   int n = c ? flag_count(c) : N_COMMANDS;
   for (int i = 0; i < n; i++) {
     const char *cand = c ? c->flags[i].long_name : commands[i].name;
-    int d = edit_distance(word, cand);
+    int d = cli_edit_distance(word, cand);
     if (d < best_d) {
       best_d = d;
       best = cand;
@@ -254,9 +322,15 @@ static int parse_flag(const command *c, cli_args *a, int argc, char **argv,
     bool is_long =
         strlen(f->long_name) == len && strncmp(f->long_name, arg, len) == 0;
     bool is_short = !eq && f->short_name && strcmp(f->short_name, arg) == 0;
-    if (!is_long && !is_short)
+    /* "-O2": a short flag with its value attached */
+    size_t sl = f->short_name ? strlen(f->short_name) : 0;
+    bool attached = !eq && f->value && sl && strlen(arg) > sl &&
+                    strncmp(f->short_name, arg, sl) == 0;
+    if (!is_long && !is_short && !attached)
       continue;
     a->given[k] = true;
+    if (attached)
+      eq = arg + sl - 1; /* the value starts after the short name */
     if (!f->value) {
       if (eq)
         return usage_error(c, "flag '%s' takes no value", f->long_name);
@@ -269,6 +343,8 @@ static int parse_flag(const command *c, cli_args *a, int argc, char **argv,
     } else {
       return usage_error(c, "flag '%s' needs a value", arg);
     }
+    a->all_flag[a->n_all] = k;
+    a->all_value[a->n_all++] = a->value[k];
     return 0;
   }
   return unknown_word(c, "flag", arg);
@@ -361,12 +437,68 @@ static int cmd_check(const cli_args *a) {
   return failed ? 1 : 0;
 }
 
+/* dump's graph pass flags as pass_opts; 0, or a usage error's status.
+ * `names` (n_all entries) receives the --disable-pass values. */
+static int dump_pass_opts(const cli_args *a, pass_opts *po,
+                          const char **names) {
+  const command *self = command_find("dump");
+  pass_opts_default(po);
+  const char *lv = a->value[DUMP_OPT];
+  if (a->given[DUMP_OPT]) {
+    if (strlen(lv) != 1 || lv[0] < '0' || lv[0] > '2')
+      return usage_error(self, "-O needs 0, 1 or 2, not '%s'", lv);
+    po->opt_level = lv[0] - '0';
+  }
+  if (a->given[DUMP_FUSE_LIMIT]) {
+    const char *v = a->value[DUMP_FUSE_LIMIT];
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < 0)
+      return usage_error(
+          self, "--fuse-limit needs a non-negative integer, not '%s'", v);
+    po->fuse_limit = n;
+  }
+  int n = 0;
+  for (int i = 0; i < a->n_all; i++) {
+    if (a->all_flag[i] == DUMP_DISABLE)
+      names[n++] = a->all_value[i];
+  }
+  po->n_disabled = n;
+  po->disabled = names;
+  po->inference = a->given[DUMP_INFERENCE];
+  po->dump_after = a->value[DUMP_AFTER];
+  po->dump_dot = a->given[DUMP_DOT];
+  return 0;
+}
+
 static int cmd_dump(const cli_args *a) {
+  if (a->given[DUMP_PASSES]) {
+    pass_print_pipeline(stdout);
+    return 0;
+  }
+  if (a->n_files == 0)
+    return usage_error(command_find("dump"), "no model file given");
+  bool passes = a->given[DUMP_AFTER] || a->given[DUMP_OPT] ||
+                a->given[DUMP_DISABLE] || a->given[DUMP_FUSE_LIMIT] ||
+                a->given[DUMP_INFERENCE];
+  pass_opts po;
+  const char **names = calloc((size_t)a->n_all + 1, sizeof *names);
+  if (!names) {
+    fputs("kiln: out of memory\n", stderr);
+    return 1;
+  }
+  int rc = dump_pass_opts(a, &po, names);
+  if (rc) {
+    free((void *)names);
+    return rc;
+  }
   const char *path = a->files[0];
   kiln_error err;
   kiln_model *m = kiln_model_load_file(path, &err);
   if (!m) {
     fputs(err.message, stderr);
+    free((void *)names);
     return 1;
   }
   const char *out_path = a->value[DUMP_OUTPUT];
@@ -377,14 +509,32 @@ static int cmd_dump(const cli_args *a) {
       fprintf(stderr, "kiln dump: cannot open '%s' for writing: %s\n", out_path,
               strerror(errno));
       kiln_model_free(m);
+      free((void *)names);
       return 1;
     }
   }
-  if (a->given[DUMP_DOT])
+  po.dump_out = out;
+  if (passes) {
+    /* the graph after --after PASS, or after the whole pipeline */
+    kiln_status st = pass_run_pipeline(&m->g, &po, &err);
+    if (st) {
+      fputs(err.message, stderr);
+      kiln_model_free(m);
+      free((void *)names);
+      if (out != stdout)
+        fclose(out);
+      return st == KILN_ERR_NAME ? EXIT_USAGE : 1;
+    }
+  }
+  if (passes && po.dump_after) {
+    /* printed by the pass manager */
+  } else if (a->given[DUMP_DOT]) {
     kiln_model_write_dot(m, out);
-  else
+  } else {
     kiln_model_dump(m, out);
+  }
   kiln_model_free(m);
+  free((void *)names);
   bool bad = fflush(out) != 0 || ferror(out);
   if (out != stdout && fclose(out) != 0)
     bad = true;
@@ -405,7 +555,7 @@ static bool parse_int_flag(const cli_args *a, int k, const char *name,
   errno = 0;
   long long v = strtoll(a->value[k], &end, 10);
   if (errno || end == a->value[k] || *end || v < 0) {
-    usage_error(command_find("train"),
+    usage_error(a->cmd ? a->cmd : command_find("train"),
                 "%s needs a non-negative integer, "
                 "not '%s'",
                 name, a->value[k]);
@@ -416,20 +566,21 @@ static bool parse_int_flag(const cli_args *a, int k, const char *name,
 }
 
 static int cmd_train(const cli_args *a) {
-  const char *backend = a->value[TRAIN_BACKEND];
-  if (backend && strcmp(backend, "reference") != 0) {
-    fprintf(stderr,
-            "kiln train: backend '%s' is not built yet; available: "
-            "reference\n",
-            backend);
-    return 1;
-  }
-  kiln_train_opts o = {.log = stderr, .metrics_csv = a->value[TRAIN_METRICS]};
+  /* The library checks the name and lists the backends it has. */
+  kiln_train_opts o = {.log = stderr,
+                       .metrics_csv = a->value[TRAIN_METRICS],
+                       .backend = a->value[TRAIN_BACKEND],
+                       .out_dir = a->value[TRAIN_OUT],
+                       .resume = a->value[TRAIN_RESUME],
+                       .curve_svg = a->value[TRAIN_SVG],
+                       .progress_tty = isatty(fileno(stderr)) == 1};
   int64_t seed = 0;
   if (!parse_int_flag(a, TRAIN_EPOCHS, "--epochs", &o.epochs) ||
       !parse_int_flag(a, TRAIN_BATCH, "--batch", &o.batch) ||
       !parse_int_flag(a, TRAIN_SEED, "--seed", &seed) ||
-      !parse_int_flag(a, TRAIN_MAX_STEPS, "--max-steps", &o.max_steps))
+      !parse_int_flag(a, TRAIN_MAX_STEPS, "--max-steps", &o.max_steps) ||
+      !parse_int_flag(a, TRAIN_CKPT_EVERY, "--checkpoint-every",
+                      &o.checkpoint_every))
     return EXIT_USAGE;
   o.seed = (uint64_t)seed;
   o.has_seed = a->given[TRAIN_SEED];
@@ -448,6 +599,59 @@ static int cmd_train(const cli_args *a) {
     return 1;
   }
   kiln_status st = kiln_train(m, &o, &err);
+  if (st)
+    fputs(err.message, stderr);
+  kiln_model_free(m);
+  return st ? 1 : 0;
+}
+
+enum { EVAL_WEIGHTS, EVAL_SPLIT, EVAL_BACKEND, EVAL_BATCH, EVAL_NO_EMA };
+
+/* "test loss 0.3412 acc 87.9% (9984 examples, EMA weights)" on stdout. */
+static int cmd_eval(const cli_args *a) {
+  const command *c = command_find("eval");
+  if (!a->given[EVAL_WEIGHTS])
+    return usage_error(c, "--weights CKPT is required");
+  const char *split = a->given[EVAL_SPLIT] ? a->value[EVAL_SPLIT] : "test";
+  if (strcmp(split, "test") != 0 && strcmp(split, "val") != 0)
+    return usage_error(c, "--split is test or val, not '%s'", split);
+  kiln_eval_opts o = {.split = split,
+                      .backend = a->value[EVAL_BACKEND],
+                      .no_ema = a->given[EVAL_NO_EMA],
+                      .log = stderr};
+  if (!parse_int_flag(a, EVAL_BATCH, "--batch", &o.batch))
+    return EXIT_USAGE;
+  kiln_error err;
+  kiln_model *m = kiln_model_load_file(a->files[0], &err);
+  if (!m) {
+    fputs(err.message, stderr);
+    return 1;
+  }
+  kiln_eval_result r;
+  kiln_status st = kiln_eval(m, a->value[EVAL_WEIGHTS], &o, &r, &err);
+  if (st)
+    fputs(err.message, stderr);
+  else
+    printf("%s loss %.4f acc %.1f%% (%lld examples%s)\n", split, r.loss,
+           r.acc == r.acc ? r.acc : 0.0, (long long)r.examples,
+           r.ema ? ", EMA weights" : "");
+  kiln_model_free(m);
+  return st ? 1 : 0;
+}
+
+static int cmd_compile(const cli_args *a) {
+  int64_t batch = 0;
+  if (!parse_int_flag(a, COMPILE_BATCH, "--batch", &batch))
+    return EXIT_USAGE;
+  kiln_error err;
+  kiln_model *m = kiln_model_load_file(a->files[0], &err);
+  if (!m) {
+    fputs(err.message, stderr);
+    return 1;
+  }
+  kiln_status st = pass_compile_model(m, batch, a->given[COMPILE_EVAL],
+                                      a->given[COMPILE_STATS],
+                                      a->given[COMPILE_INPLACE], stdout, &err);
   if (st)
     fputs(err.message, stderr);
   kiln_model_free(m);
@@ -484,15 +688,20 @@ int main(int argc, char **argv) {
   }
   cli_args a = {0};
   a.files = calloc((size_t)argc, sizeof *a.files);
-  if (!a.files) {
+  a.all_flag = calloc((size_t)argc, sizeof *a.all_flag);
+  a.all_value = calloc((size_t)argc, sizeof *a.all_value);
+  if (!a.files || !a.all_flag || !a.all_value) {
     fputs("kiln: out of memory\n", stderr);
     return 1;
   }
+  a.cmd = c;
   int rc = parse_args(c, &a, argc, argv, 2);
   if (rc == 0)
     rc = c->run(&a);
   else if (rc < 0)
     rc = 0;
   free(a.files);
+  free(a.all_flag);
+  free(a.all_value);
   return rc;
 }

@@ -77,8 +77,8 @@ KILN_API void kiln_model_summary(const kiln_model *m, FILE *out);
 KILN_API void kiln_model_dump(const kiln_model *m, FILE *out);
 KILN_API void kiln_model_write_dot(const kiln_model *m, FILE *out);
 
-/* Training on the CPU with the reference executor (the oracle the compiled
- * backends are checked against, so slow but exact). Every field left 0 or
+/* Training, on the compiled CPU backend by default (or the reference
+ * executor, the exact but slow oracle). Every field left 0 or
  * NULL takes the model file's value (its `train` section, or the defaults
  * of docs/model-format.md). */
 typedef struct kiln_train_opts {
@@ -87,10 +87,25 @@ typedef struct kiln_train_opts {
   double lr;      /* the optimizer's base learning rate */
   uint64_t seed;  /* initialisation, split, shuffling, dropout; ... */
   bool has_seed;  /* ... used only when this is true (0 is a valid seed) */
-  const char *metrics_csv; /* write "epoch,step,lr,train_loss,train_acc,
-                            * val_loss,val_acc" rows here; NULL: none */
-  FILE *log;               /* progress lines and evaluations; NULL: silent */
-  int64_t max_steps;       /* stop after this many steps (tests); 0: no limit */
+  const char *metrics_csv;  /* write "epoch,step,lr,train_loss,train_acc,
+                             * val_loss,val_acc" rows here; NULL: none */
+  FILE *log;                /* progress lines and evaluations; NULL: silent */
+  int64_t max_steps;        /* stop once the global step count reaches this
+                               (a resumed run counts from its checkpoint's
+                               step); 0: no limit */
+  const char *backend;      /* where to run: "cpu" (compiled, LLVM JIT) or
+                               "reference" (the oracle); NULL: cpu */
+  const char *out_dir;      /* DIR/last.safetensors (every checkpoint_every
+                               epochs and at the end), DIR/best.safetensors
+                               (on each validation improvement),
+                               DIR/metrics.csv and DIR/curve.svg unless named
+                               otherwise; created when missing; NULL: none */
+  const char *resume;       /* checkpoint to continue from; NULL: start fresh */
+  int64_t checkpoint_every; /* epochs between last.safetensors; 0: 1 */
+  const char *curve_svg;    /* learning curve SVG; NULL: DIR/curve.svg with
+                               out_dir, else none */
+  bool progress_tty;        /* log is a terminal: one redrawn progress line
+                               with an ETA instead of log lines */
 } kiln_train_opts;
 
 /* Differentiates the model's graph, initialises its parameters, loads the
@@ -99,6 +114,32 @@ typedef struct kiln_train_opts {
  * the end. The trained weights stay in the model. */
 KILN_API kiln_status kiln_train(kiln_model *m, const kiln_train_opts *o,
                                 kiln_error *err);
+
+/* Evaluation of a checkpoint or weights file (safetensors) on the model's
+ * data, exactly as training evaluates: full batches, the EMA weights when
+ * the file has them. Fields left 0 or NULL take the defaults noted. */
+typedef struct kiln_eval_opts {
+  const char *split;   /* "test" or "val"; NULL: test */
+  const char *backend; /* as kiln_train_opts; NULL: cpu */
+  int64_t batch;       /* 0: the train section's batch */
+  bool no_ema;         /* evaluate the weights, not their EMA */
+  FILE *log;           /* notes; NULL: silent */
+} kiln_eval_opts;
+
+typedef struct kiln_eval_result {
+  double loss;      /* mean over the batches */
+  double acc;       /* percent; NAN when the model has no class logits */
+  int64_t examples; /* evaluated (full batches only) */
+  bool ema;         /* the EMA weights were evaluated */
+} kiln_eval_result;
+
+/* Loads every parameter and buffer of the model from `weights` (strictly:
+ * all present with their shapes) and evaluates on o->split; the
+ * validation split is drawn with the file's kiln.seed, so it is the one
+ * the training run held out. */
+KILN_API kiln_status kiln_eval(kiln_model *m, const char *weights,
+                               const kiln_eval_opts *o, kiln_eval_result *res,
+                               kiln_error *err);
 
 KILN_API const char *kiln_version(void);
 

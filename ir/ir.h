@@ -138,7 +138,9 @@ typedef enum ir_op {
   IR_OP_DROPOUT,
   IR_OP_CROSS_ENTROPY,
   IR_OP_MSE,
-  IR_OP_GRAD, /* internal: built by ir_autodiff, never by a model file */
+  IR_OP_GRAD,      /* internal: built by ir_autodiff, never by a model file */
+  IR_OP_GRAD_NORM, /* internal: built by ir_add_updates */
+  IR_OP_UPDATE,    /* internal: built by ir_add_updates */
   IR_OP_COUNT
 } ir_op;
 
@@ -156,8 +158,9 @@ struct ir_node {
   int n_params;
   ir_param *params;
   int stage; /* pipeline stage from the placement section; 0 by default */
-  /* IR_OP_GRAD only (autodiff.c): the gradient of the loss with respect to
-   * input `wrt` of `fwd` (wrt >= 0) or to its parameter -1-wrt (wrt < 0). */
+  /* IR_OP_GRAD (autodiff.c): the gradient of the loss with respect to
+   * input `wrt` of `fwd` (wrt >= 0) or to its parameter -1-wrt (wrt < 0).
+   * IR_OP_UPDATE (update.c): the update of fwd's parameter -1-wrt. */
   ir_node *fwd;
   int wrt;
 };
@@ -232,6 +235,12 @@ typedef struct ir_graph {
   int n_param_grads;
   ir_param **grad_params;
   ir_node **grad_nodes;
+  /* Set by ir_add_updates: updates[k] updates grad_params[k]
+   * (n_updates == n_param_grads); grad_norm is the global gradient norm
+   * node when clipping is on, else NULL. */
+  int n_updates;
+  ir_node **updates;
+  ir_node *grad_norm;
 } ir_graph;
 
 void ir_graph_init(ir_graph *g, arena *a, const char *name);
@@ -248,6 +257,19 @@ ir_node *ir_node_new(ir_graph *g, ir_op op, const char *name, kiln_loc loc,
 kiln_status ir_node_finish(ir_graph *g, ir_node *n, kiln_error *err);
 ir_node *ir_graph_find(const ir_graph *g, const char *name);
 
+/* Rewriting for graph passes (rewrite.c): edit in place, then compact.
+ * replace_uses redirects node inputs, outputs and the loss from `old` to
+ * `new_node`; remove marks a node removed (id -1) until ir_graph_compact
+ * drops removed nodes, renumbers ids in a stable topological order and
+ * rebuilds by_name; reinfer re-runs n's shape rule after a change to its
+ * inputs or attributes (its parameters are declared anew); use_counts
+ * fills counts[id] with the uses by live nodes, outputs and the loss. */
+void ir_graph_replace_uses(ir_graph *g, ir_node *old, ir_node *new_node);
+void ir_graph_remove(ir_graph *g, ir_node *n);
+void ir_graph_compact(ir_graph *g);
+kiln_status ir_node_reinfer(ir_graph *g, ir_node *n, kiln_error *err);
+void ir_graph_use_counts(const ir_graph *g, int *counts);
+
 /* Shape-rule helpers (ops.c). */
 ir_param *ir_add_param(ir_infer_ctx *c, const char *role, const ir_shape *s,
                        bool trainable, ir_init init);
@@ -257,6 +279,9 @@ kiln_status ir_shape_error(ir_infer_ctx *c, const char *fmt, ...)
 /* Figures (stats.c), per example. */
 int64_t ir_node_macs(const ir_node *n);
 int64_t ir_node_flops(const ir_node *n);
+/* Elements of n's trainable parameters (or of its buffers); 0 for the
+ * internal nodes of passes, whose parameters (optimizer state) are not
+ * part of the model. */
 int64_t ir_node_param_count(const ir_node *n, bool trainable);
 
 /* Checks the graph's invariants (verify.c): topological order, input arity,
@@ -268,6 +293,26 @@ kiln_status ir_verify(const ir_graph *g, kiln_error *err);
  * g->loss as IR_OP_GRAD and IR_OP_ADD nodes and fills g->grad_params and
  * g->grad_nodes. Fails (KILN_ERR_INVALID) without a loss. */
 kiln_status ir_autodiff(ir_graph *g, kiln_error *err);
+/* The optimizer as graph ops (update.c), after ir_autodiff: a grad_norm
+ * node over every parameter gradient when g->train.clip_grad_norm > 0, and
+ * one update node per parameter gradient ("update/<param>") owning the
+ * optimizer state "<param>.<role>" (ir_update_roles) and, when
+ * g->train.ema > 0, the EMA weights "<param>.ema". Hyperparameters stay in
+ * g->train; lr and the step are given per run. Fails (KILN_ERR_INVALID)
+ * without a loss or before ir_autodiff; runs once. */
+kiln_status ir_add_updates(ir_graph *g, kiln_error *err);
+enum { IR_UPDATE_MAX_BUFS = 2 };
+/* The state roles `c`'s optimizer keeps per parameter, in order; returns
+ * how many (0 for plain SGD):
+ *   sgd, momentum > 0:      momentum
+ *   adagrad:                sum
+ *   rmsprop:                square_avg (+ momentum when momentum > 0)
+ *   adam, adamw:            exp_avg, exp_avg_sq */
+int ir_update_roles(const ir_train_cfg *c,
+                    const char *roles[IR_UPDATE_MAX_BUFS]);
+/* The parameter update node u updates (fwd's parameter -1-wrt). */
+ir_param *ir_update_param(const ir_node *u);
+
 /* Whether layer `name` is frozen by the train section's `freeze` list: a
  * listed name or a prefix of it followed by '.'. */
 bool ir_train_frozen(const ir_graph *g, const char *name);

@@ -100,4 +100,9 @@ int64_t ir_macs_matmul(const ir_node *n);
 
 kiln_status ir_infer_grad(ir_infer_ctx *c);
 
+/* ---- update.c ---- */
+
+kiln_status ir_infer_grad_norm(ir_infer_ctx *c);
+kiln_status ir_infer_update(ir_infer_ctx *c);
+
 #endif

@@ -263,6 +263,29 @@ const ir_op_info ir_op_table[IR_OP_COUNT] = {
                     .infer = ir_infer_grad,
                     .doc = "gradient of the loss w.r.t. an input or "
                            "parameter of a forward node"},
+    /* Not layers: the optimizer as graph ops (update.c). Hyperparameters
+     * are the graph's train section, lr and step are per run, so neither
+     * has attributes. */
+    [IR_OP_GRAD_NORM] = {.name = "grad_norm",
+                         .min_inputs = 1,
+                         .max_inputs = -1,
+                         .input_names = "parameter gradients",
+                         .fuse = IR_FUSE_REDUCTION,
+                         .internal = true,
+                         .infer = ir_infer_grad_norm,
+                         .doc = "global L2 norm of every parameter gradient; "
+                                "a scalar"},
+    /* Elementwise over a parameter and its state, in place; the output is
+     * only a token that orders the update after its inputs. */
+    [IR_OP_UPDATE] = {.name = "update",
+                      .min_inputs = 1,
+                      .max_inputs = 2,
+                      .input_names = "grad, grad_norm",
+                      .fuse = IR_FUSE_OPAQUE,
+                      .internal = true,
+                      .infer = ir_infer_update,
+                      .doc = "optimizer step (clipping, weight decay, EMA) "
+                             "of one parameter; owns its state"},
 };
 _Static_assert(ARRAY_LEN(ir_op_table) == IR_OP_COUNT,
                "one ir_op_table row per ir_op");

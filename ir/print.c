@@ -93,6 +93,9 @@ static void print_node(strbuf *b, const ir_graph *g, const ir_node *n) {
     }
     strbuf_printf(b, ")  # %s", ir_dtype_name(n->dtype));
     ir_shape_print(b, &n->shape);
+    /* an update's effect is on its state, which no statement shows */
+    for (int k = 0; n->op == IR_OP_UPDATE && k < n->n_params; k++)
+      strbuf_printf(b, "%s%s", k ? ", " : ", state ", n->params[k].name);
   }
   if (g->placement.stages > 1)
     strbuf_printf(b, "%sstage %d", n->op == IR_OP_INPUT ? "  # " : ", ",
@@ -250,7 +253,7 @@ void ir_summary(const ir_graph *g, FILE *out) {
       buffers = add_sat(buffers, ir_node_param_count(n, false));
       macs = add_sat(macs, m);
       flops = add_sat(flops, ir_node_flops(n));
-      for (int k = 0; k < n->n_params; k++)
+      for (int k = 0; k < n->n_params && !ir_op_table[n->op].internal; k++)
         param_bytes =
             add_sat(param_bytes, ir_shape_numel(&n->params[k].shape, 1) *
                                      ir_dtype_size(n->params[k].dtype));

@@ -7,7 +7,7 @@
  * per output element for every other op (a rough count of the pointwise
  * work), except that a loss counts the elements of its first input
  * (logits or prediction), since it reduces them to one number. Inputs cost
- * nothing. */
+ * nothing. Parameter counts leave out what internal nodes own. */
 #include "ir/ir_impl.h"
 
 int64_t ir_node_macs(const ir_node *n) {
@@ -27,6 +27,11 @@ int64_t ir_node_flops(const ir_node *n) {
 }
 
 int64_t ir_node_param_count(const ir_node *n, bool trainable) {
+  /* The parameters of a pass's nodes (optimizer state, EMA weights) are
+   * training state, not the model's: a summary after training must show
+   * the same counts as `kiln check`. */
+  if (ir_op_table[n->op].internal)
+    return 0;
   int64_t total = 0;
   for (int i = 0; i < n->n_params; i++)
     if (n->params[i].trainable == trainable)

@@ -13,7 +13,11 @@
  *   - outputs and the loss belong to the graph, the loss has a loss op;
  *   - autodiff's grad nodes name an earlier forward node and a valid input
  *     or parameter of it, whose shape and dtype they have; each recorded
- *     parameter gradient is such a node.
+ *     parameter gradient is such a node;
+ *   - update nodes (ir_add_updates) name a valid parameter of an earlier
+ *     node, read that parameter's grad node (and the grad_norm node when
+ *     clipping), and are rank-0 f32 tokens; grad_norm reads only parameter
+ *     gradients; g->updates[k] updates g->grad_params[k].
  *
  * A failure is a compiler bug, reported as KILN_ERR_INTERNAL. */
 #include "ir/ir_impl.h"
@@ -117,6 +121,57 @@ static kiln_status verify_grad(const ir_graph *g, const ir_node *n,
   return KILN_OK;
 }
 
+static bool is_token(const ir_node *n) {
+  return n->shape.rank == 0 && n->dtype == IR_F32;
+}
+
+static kiln_status verify_grad_norm(const ir_node *n, kiln_error *err) {
+  for (int k = 0; k < n->n_inputs; k++) {
+    const ir_node *in = n->inputs[k];
+    if (in->op != IR_OP_GRAD || in->wrt >= 0)
+      return fail(err, n, "input %d '%s' is not a parameter gradient", k,
+                  in->name);
+  }
+  return is_token(n) ? KILN_OK : fail(err, n, "is not an f32 scalar");
+}
+
+static kiln_status verify_update(const ir_graph *g, const ir_node *n,
+                                 kiln_error *err) {
+  const ir_node *f = n->fwd;
+  if (!in_graph(g, f, n->id))
+    return fail(err, n, "parameter owner is not an earlier node of the graph");
+  if (n->wrt >= 0 || -1 - n->wrt >= f->n_params)
+    return fail(err, n, "wrt %d names no parameter of '%s'", n->wrt, f->name);
+  const ir_node *gn = n->inputs[0];
+  if (gn->op != IR_OP_GRAD || gn->fwd != f || gn->wrt != n->wrt)
+    return fail(err, n, "input 0 '%s' is not the gradient of '%s'", gn->name,
+                f->params[-1 - n->wrt].name);
+  if (n->n_inputs == 2 && n->inputs[1]->op != IR_OP_GRAD_NORM)
+    return fail(err, n, "input 1 '%s' is not a grad_norm node",
+                n->inputs[1]->name);
+  return is_token(n) ? KILN_OK : fail(err, n, "is not an f32 scalar token");
+}
+
+/* g->updates and g->grad_norm against the recorded parameter gradients. */
+static kiln_status verify_updates(const ir_graph *g, kiln_error *err) {
+  if (g->grad_norm && (!in_graph(g, g->grad_norm, g->n_nodes) ||
+                       g->grad_norm->op != IR_OP_GRAD_NORM))
+    return fail(err, g->grad_norm, "is not the graph's grad_norm node");
+  if (g->n_updates && g->n_updates != g->n_param_grads)
+    return fail(err, NULL, "%d update nodes for %d parameter gradients",
+                g->n_updates, g->n_param_grads);
+  for (int k = 0; k < g->n_updates; k++) {
+    const ir_node *u = g->updates[k];
+    if (!in_graph(g, u, g->n_nodes) || u->op != IR_OP_UPDATE ||
+        u->inputs[0] != g->grad_nodes[k] ||
+        (u->n_inputs == 2) != (g->grad_norm != NULL) ||
+        (g->grad_norm && u->inputs[1] != g->grad_norm))
+      return fail(err, u, "is not the update of parameter '%s'",
+                  g->grad_params[k]->name);
+  }
+  return KILN_OK;
+}
+
 kiln_status ir_verify(const ir_graph *g, kiln_error *err) {
   kiln_status st;
   if (g->n_nodes && !g->nodes)
@@ -132,6 +187,10 @@ kiln_status ir_verify(const ir_graph *g, kiln_error *err) {
     if ((st = verify_node(g, n, err)))
       return st;
     if (n->op == IR_OP_GRAD && (st = verify_grad(g, n, err)))
+      return st;
+    if (n->op == IR_OP_GRAD_NORM && (st = verify_grad_norm(n, err)))
+      return st;
+    if (n->op == IR_OP_UPDATE && (st = verify_update(g, n, err)))
       return st;
   }
   if (g->by_name.len != g->n_nodes)
@@ -152,5 +211,5 @@ kiln_status ir_verify(const ir_graph *g, kiln_error *err) {
       return fail(err, gn, "is not the gradient of parameter '%s'",
                   g->grad_params[i]->name);
   }
-  return KILN_OK;
+  return verify_updates(g, err);
 }

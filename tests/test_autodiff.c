@@ -37,6 +37,13 @@
 #define AD_RTOL 1e-4
 #define AD_ATOL 1e-8
 
+/* One training run (forward and backward, no update). */
+static kiln_status run_training(ref_exec *ex, uint64_t seed, int64_t step,
+                                kiln_error *err) {
+  rt_run r = {.training = true, .seed = seed, .step = step};
+  return ref_exec_run(ex, &r, NULL, err);
+}
+
 static kiln_model *load(const char *name, const char *text) {
   kiln_error err = {0};
   kiln_model *m = kiln_model_load_string(name, text, strlen(text), &err);
@@ -191,7 +198,7 @@ static void check_model(kiln_model *m, int64_t batch, int classes, int samples,
   fill_inputs(ex, g, batch, classes, &r);
   /* One training run gives every analytic gradient: the overrides used
    * below hold exactly the float32 values, so the point is the same. */
-  CHECK(ref_exec_run(ex, true, SEED, STEP, &err) == KILN_OK);
+  CHECK(run_training(ex, SEED, STEP, &err) == KILN_OK);
   double **grads = calloc((size_t)g->n_param_grads, sizeof(double *));
   for (int k = 0; k < g->n_param_grads; k++) {
     int64_t n;
@@ -327,13 +334,13 @@ TEST(test_errors) {
   ref_exec *ex = ref_exec_new(&m->g, 2, &err);
   float x[8] = {0};
   int32_t bad[2] = {1, 3};
-  CHECK(ref_exec_run(ex, true, 1, 0, &err) == KILN_ERR_INVALID);
+  CHECK(run_training(ex, 1, 0, &err) == KILN_ERR_INVALID);
   CHECK_STR_CONTAINS(err.message, "never set");
   CHECK(ref_exec_set_input_f32(ex, "x", x, &err) == KILN_OK);
   CHECK(ref_exec_set_input_i32(ex, "x", bad, &err) == KILN_ERR_TYPE);
   CHECK(ref_exec_set_input_f32(ex, "nope", x, &err) == KILN_ERR_NAME);
   CHECK(ref_exec_set_input_i32(ex, "label", bad, &err) == KILN_OK);
-  CHECK(ref_exec_run(ex, true, 1, 0, &err) == KILN_ERR_INVALID);
+  CHECK(run_training(ex, 1, 0, &err) == KILN_ERR_INVALID);
   CHECK_STR_CONTAINS(err.message, "label 3 of example 1 is outside 0..2");
   ref_exec_free(ex);
   kiln_model_free(m);

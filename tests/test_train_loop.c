@@ -18,6 +18,13 @@ static char tmp_dir[64];
 static char paths[8][128];
 static int n_paths;
 
+/* One training run (forward and backward, no update). */
+static kiln_status run_training(ref_exec *ex, uint64_t seed, int64_t step,
+                                kiln_error *err) {
+  rt_run r = {.training = true, .seed = seed, .step = step};
+  return ref_exec_run(ex, &r, NULL, err);
+}
+
 /* An .npy v1 file: header padded with spaces to a multiple of 64 bytes. */
 static const char *write_npy(const char *name, const char *dict,
                              const void *data, size_t len) {
@@ -213,7 +220,7 @@ TEST(test_one_sgd_step) {
   read_npy_head(tr_y, y, sizeof y);
   CHECK_EQ_INT(ref_exec_set_input_f32(ex, "image", x, &err), KILN_OK);
   CHECK_EQ_INT(ref_exec_set_input_i32(ex, "label", y, &err), KILN_OK);
-  CHECK_EQ_INT(ref_exec_run(ex, true, 1, 0, &err), KILN_OK);
+  CHECK_EQ_INT(run_training(ex, 1, 0, &err), KILN_OK);
   int checked = 0;
   for (int k = 0; k < g->n_param_grads; k++) {
     const ir_param *p = g->grad_params[k];
@@ -262,6 +269,14 @@ TEST(test_errors) {
   if (m) {
     kiln_train_opts o = {.epochs = -1};
     CHECK_EQ_INT(kiln_train(m, &o, &err), KILN_ERR_INVALID);
+    /* The backends on offer. */
+    o = (kiln_train_opts){.backend = "gpu"};
+    CHECK_EQ_INT(kiln_train(m, &o, &err), KILN_ERR_INVALID);
+    CHECK_STR_CONTAINS(err.message,
+                       "unknown backend 'gpu'; available: reference, cpu");
+    o = (kiln_train_opts){.backend = "cuda"};
+    CHECK_EQ_INT(kiln_train(m, &o, &err), KILN_ERR_INVALID);
+    CHECK_STR_CONTAINS(err.message, "backend 'cuda' is not built yet");
     kiln_model_free(m);
   }
 }

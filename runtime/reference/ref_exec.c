@@ -1,8 +1,14 @@
 /* ref_exec.c — the reference executor's storage and run loop: one double
  * buffer per node, the float32 parameter store with its per-run double
  * copy, inputs, and the loop that runs each node through ref_exec_fwd.c
- * (forward ops) or ref_exec_bwd.c (autodiff's grad nodes). See ref_exec.h
- * for the interface and why parameters are float32. */
+ * (forward ops), ref_exec_bwd.c (autodiff's grad nodes) or
+ * ref_exec_update.c (the optimizer's nodes). See ref_exec.h for the
+ * interface and why parameters are float32.
+ *
+ * Optimizer state and EMA weights (the parameters of update nodes) have no
+ * double copy: only the update reads them, in float32, as train_opt_step
+ * does. An evaluation with EMA converts a parameter's EMA weights instead
+ * of the parameter into its double copy. */
 #include "runtime/reference/ref_exec_impl.h"
 
 #include <stdarg.h>
@@ -96,6 +102,7 @@ ref_exec *ref_exec_new(const ir_graph *g, int64_t batch, kiln_error *err) {
     }
   }
   ex->params = xcalloc(ex->n_params, sizeof(rx_param));
+  int64_t max_grad = 0;
   for (int i = 0; i < nn; i++) {
     const ir_node *n = g->nodes[i];
     for (int k = 0; k < n->n_params; k++) {
@@ -103,9 +110,19 @@ ref_exec *ref_exec_new(const ir_graph *g, int64_t batch, kiln_error *err) {
       rp->p = &n->params[k];
       rp->n = ir_shape_numel(&rp->p->shape, 1);
       rp->f32 = xcalloc(rp->n, sizeof(float));
-      rp->d = xcalloc(rp->n, sizeof(double));
+      rp->state = n->op == IR_OP_UPDATE;
+      rp->d = rp->state ? NULL : xcalloc(rp->n, sizeof(double));
+      rp->ema = -1;
+    }
+    if (n->op == IR_OP_UPDATE) {
+      rx_param *owner = &ex->params[ex->param_base[n->fwd->id] - 1 - n->wrt];
+      for (int k = 0; k < n->n_params; k++)
+        if (strcmp(n->params[k].role, "ema") == 0)
+          owner->ema = ex->param_base[i] + k;
+      max_grad = owner->n > max_grad ? owner->n : max_grad;
     }
   }
+  ex->grad32 = xcalloc(max_grad, sizeof(float));
   return ex;
 }
 
@@ -131,6 +148,7 @@ void ref_exec_free(ref_exec *ex) {
   free(ex->batch_stats);
   free(ex->param_base);
   free(ex->scratch);
+  free(ex->grad32);
   free(ex);
 }
 
@@ -171,59 +189,91 @@ kiln_status ref_exec_set_input_i32(ref_exec *ex, const char *name,
   return KILN_OK;
 }
 
-static kiln_status run(ref_exec *ex, bool backward, int from, kiln_error *err) {
+/* This run's double copy of every parameter the forward reads. */
+static void load_params(ref_exec *ex) {
+  bool ema = ex->run.ema && !ex->run.training;
   for (int k = 0; k < ex->n_params; k++) {
     rx_param *rp = &ex->params[k];
+    if (rp->state)
+      continue;
+    const float *src = ema && rp->ema >= 0 ? ex->params[rp->ema].f32 : rp->f32;
     for (int64_t i = 0; i < rp->n; i++)
-      rp->d[i] = rp->override ? rp->override[i] : (double)rp->f32[i];
+      rp->d[i] = rp->override ? rp->override[i] : (double)src[i];
   }
-  kiln_status st;
-  for (int i = from; i < ex->g->n_nodes; i++) {
+}
+
+/* Runs the nodes from `from` on; the backward ones (grad, grad_norm,
+ * update) only when `backward`. */
+static kiln_status run(ref_exec *ex, int from, bool backward, kiln_error *err) {
+  load_params(ex);
+  kiln_status st = KILN_OK;
+  for (int i = from; i < ex->g->n_nodes && !st; i++) {
     const ir_node *n = ex->g->nodes[i];
     if (ex->is_bwd[i] && !backward)
       continue;
-    if (n->op == IR_OP_INPUT) {
+    switch (n->op) {
+    case IR_OP_INPUT:
       if (!ex->input_set[i])
-        return diag_error(err, KILN_ERR_INVALID, n->loc,
-                          "input '%s' was never set", n->name);
-      continue;
+        st = diag_error(err, KILN_ERR_INVALID, n->loc,
+                        "input '%s' was never set", n->name);
+      break;
+    case IR_OP_GRAD:
+      st = rx_backward(ex, n, err);
+      break;
+    case IR_OP_GRAD_NORM:
+      rx_grad_norm(ex, n);
+      break;
+    case IR_OP_UPDATE:
+      if (ex->run.update)
+        rx_update(ex, n);
+      break;
+    default:
+      st = rx_forward(ex, n, err);
     }
-    st = n->op == IR_OP_GRAD ? rx_backward(ex, n, err) : rx_forward(ex, n, err);
-    if (st)
-      return st;
   }
+  if (st)
+    return st;
   /* Running statistics may have changed: the float32 copy is canonical.
-   * Overridden parameters are the caller's and stay as they are. */
+   * Overridden parameters are the caller's and stay as they are; updates
+   * wrote their float32 values themselves. */
   for (int k = 0; k < ex->n_params; k++) {
     rx_param *rp = &ex->params[k];
-    if (!rp->p->trainable && !rp->override)
+    if (!rp->p->trainable && !rp->override && !rp->state)
       for (int64_t i = 0; i < rp->n; i++)
         rp->f32[i] = (float)rp->d[i];
   }
   return KILN_OK;
 }
 
-kiln_status ref_exec_run(ref_exec *ex, bool training, uint64_t seed,
-                         int64_t step, kiln_error *err) {
-  ex->training = training;
-  ex->seed = seed;
-  ex->step = step;
-  return run(ex, true, 0, err);
-}
-
-kiln_status ref_exec_run_forward(ref_exec *ex, bool training, uint64_t seed,
-                                 int64_t step, kiln_error *err) {
-  ex->training = training;
-  ex->seed = seed;
-  ex->step = step;
-  return run(ex, false, 0, err);
+kiln_status ref_exec_run(ref_exec *ex, const rt_run *r, rt_result *out,
+                         kiln_error *err) {
+  const ir_graph *g = ex->g;
+  if (r->update && (!r->training || (g->n_param_grads && !g->n_updates)))
+    return diag_error(err, KILN_ERR_INVALID, (kiln_loc){0},
+                      "model '%s': an update run needs a training run of a "
+                      "graph with update nodes (ir_add_updates)",
+                      g->name ? g->name : "?");
+  if (r->ema && r->training)
+    return diag_error(err, KILN_ERR_INVALID, (kiln_loc){0},
+                      "EMA weights are for evaluation runs, not training");
+  ex->run = *r;
+  ex->skipped = false;
+  kiln_status st = run(ex, 0, r->training, err);
+  if (st || !out)
+    return st;
+  *out = (rt_result){.loss = g->loss ? ref_exec_loss(ex) : 0,
+                     .grad_norm = g->grad_norm && r->training
+                                      ? ex->buf[g->grad_norm->id][0]
+                                      : 0,
+                     .skipped = ex->skipped && r->update};
+  return KILN_OK;
 }
 
 kiln_status ref_exec_rerun_from(ref_exec *ex, const ir_node *from,
                                 kiln_error *err) {
   KILN_ASSERT(from->id >= 0 && from->id < ex->g->n_nodes &&
               ex->g->nodes[from->id] == from);
-  return run(ex, false, from->id, err);
+  return run(ex, from->id, false, err);
 }
 
 const double *ref_exec_output(const ref_exec *ex, const ir_node *n,

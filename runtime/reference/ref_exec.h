@@ -12,16 +12,22 @@
  * override: the run then reads those values instead of the float32 copy,
  * so a perturbation need not be representable in float32.
  *
+ * After ir_add_updates the graph's update nodes take the optimizer step in
+ * place on the float32 parameters and their state (see ref_exec_update.c);
+ * a run does so only when asked (rt_run.update).
+ *
  *   ex = ref_exec_new(g, batch, &err);
  *   ref_exec_set_input_f32(ex, "image", pixels, &err);
  *   ref_exec_set_input_i32(ex, "label", labels, &err);
- *   ref_exec_run(ex, true, seed, step, &err);     // forward + backward
+ *   rt_run run = {.training = true, .seed = seed, .step = step};
+ *   ref_exec_run(ex, &run, NULL, &err);        // forward + backward
  *   ref_exec_loss(ex); ref_exec_param_grad(ex, p);
  *   ref_exec_free(ex); */
 #ifndef KILN_REF_EXEC_H
 #define KILN_REF_EXEC_H
 
 #include "ir/ir.h"
+#include "runtime/backend.h"
 
 typedef struct ref_exec ref_exec;
 
@@ -39,19 +45,21 @@ kiln_status ref_exec_set_input_f32(ref_exec *ex, const char *name,
 kiln_status ref_exec_set_input_i32(ref_exec *ex, const char *name,
                                    const int32_t *data, kiln_error *err);
 
-/* Runs every node in graph order. training: dropout draws its mask from
- * (seed, ref_dropout_stream(step, layer id), element) and BatchNorm in
- * train mode uses and updates batch statistics; otherwise dropout is the
- * identity and BatchNorm uses the running statistics. Bad data (a label out
- * of range, an input never set) comes back as an error. */
-kiln_status ref_exec_run(ref_exec *ex, bool training, uint64_t seed,
-                         int64_t step, kiln_error *err);
-/* The same, skipping the backward nodes (grad nodes and what they feed). */
-kiln_status ref_exec_run_forward(ref_exec *ex, bool training, uint64_t seed,
-                                 int64_t step, kiln_error *err);
+/* Runs the graph as rt_run says (runtime/backend.h). Training: dropout
+ * draws its mask from (seed, ref_dropout_stream(step, layer id), element),
+ * BatchNorm in train mode uses and updates batch statistics, the grad
+ * nodes and grad_norm run, and with r->update the update nodes too (an
+ * error when the graph has gradients but no update nodes). Otherwise only
+ * the forward nodes run, dropout is the identity, BatchNorm uses the
+ * running statistics, and with r->ema each trainable parameter that has
+ * EMA weights is read from them. Bad data (a label out of range, an input
+ * never set) comes back as an error. `out` (may be NULL) receives the
+ * loss, the gradient norm and whether the update was skipped. */
+kiln_status ref_exec_run(ref_exec *ex, const rt_run *r, rt_result *out,
+                         kiln_error *err);
 
 /* Re-runs the forward nodes from `from` on (graph order), with the last
- * run's training flag, seed and step, reusing the outputs of earlier
+ * run's training flag, seed, step and ema flag, reusing the outputs of earlier
  * nodes: after a change to from's parameters (finite differences) the
  * loss is recomputed without the unchanged prefix of the graph. */
 kiln_status ref_exec_rerun_from(ref_exec *ex, const ir_node *from,

@@ -249,6 +249,8 @@ kiln_status rx_backward(ref_exec *ex, const ir_node *gn, kiln_error *err) {
     break;
   case IR_OP_INPUT:
   case IR_OP_GRAD:
+  case IR_OP_GRAD_NORM:
+  case IR_OP_UPDATE:
   case IR_OP_COUNT:
     KILN_ASSERT(!"no backward rule");
   }

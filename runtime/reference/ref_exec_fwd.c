@@ -33,9 +33,10 @@ void rx_conv_dims(const ref_exec *ex, const ir_node *f, ref_conv_dims *d) {
 
 void rx_dropout(const ref_exec *ex, const ir_node *f, const double *in,
                 double *out, int64_t n) {
-  if (ex->training)
-    ref_dropout_fwd(in, out, n, rx_attr(f, "p")->f, ex->seed,
-                    ref_dropout_stream((uint64_t)ex->step, (uint32_t)f->id), 0);
+  if (ex->run.training)
+    ref_dropout_fwd(in, out, n, rx_attr(f, "p")->f, ex->run.seed,
+                    ref_dropout_stream((uint64_t)ex->run.step, (uint32_t)f->id),
+                    0);
   else
     memcpy(out, in, sizeof(double) * (size_t)n);
 }
@@ -162,7 +163,7 @@ static void batchnorm_fwd(ref_exec *ex, const ir_node *f) {
          *rm = rx_param_values(ex, f, "running_mean"),
          *rv = rx_param_values(ex, f, "running_var");
   double eps = rx_attr(f, "eps")->f;
-  ex->batch_stats[f->id] = ex->training && rx_sym_is(f, "mode", "train");
+  ex->batch_stats[f->id] = ex->run.training && rx_sym_is(f, "mode", "train");
   if (ex->batch_stats[f->id])
     ref_batchnorm_forward_train(&d, eps, rx_attr(f, "momentum")->f, x, gamma,
                                 beta, y, aux, aux + d.c, rm, rv);
@@ -196,7 +197,7 @@ kiln_status rx_forward(ref_exec *ex, const ir_node *f, kiln_error *err) {
   case IR_OP_BATCHNORM: {
     int64_t nn, c, inner;
     rx_nc_inner(ex, in0, &nn, &c, &inner);
-    if (ex->training && rx_sym_is(f, "mode", "train") && nn * inner < 2)
+    if (ex->run.training && rx_sym_is(f, "mode", "train") && nn * inner < 2)
       return rx_error(err, KILN_ERR_INVALID, f,
                       "batch statistics need more than one value per "
                       "channel (batch %lld)",
@@ -301,6 +302,8 @@ kiln_status rx_forward(ref_exec *ex, const ir_node *f, kiln_error *err) {
     break;
   case IR_OP_INPUT:
   case IR_OP_GRAD:
+  case IR_OP_GRAD_NORM:
+  case IR_OP_UPDATE:
   case IR_OP_COUNT:
     KILN_ASSERT(!"not a forward op");
   }

@@ -1,6 +1,7 @@
 /* ref_exec_impl.h — the executor's state, shared by ref_exec.c (buffers,
- * parameters, the run loop), ref_exec_fwd.c (forward ops) and
- * ref_exec_bwd.c (grad nodes). Not part of the executor's interface. */
+ * parameters, the run loop), ref_exec_fwd.c (forward ops),
+ * ref_exec_bwd.c (grad nodes) and ref_exec_update.c (grad_norm and update
+ * nodes). Not part of the executor's interface. */
 #ifndef KILN_REF_EXEC_IMPL_H
 #define KILN_REF_EXEC_IMPL_H
 
@@ -16,8 +17,11 @@ typedef struct rx_param {
   const ir_param *p;
   int64_t n;
   float *f32;             /* canonical storage */
-  double *d;              /* this run's values, from f32 or the override */
+  double *d;              /* this run's values, from f32 or the override;
+                             NULL for state, which only updates read */
   const double *override; /* caller's, or NULL */
+  bool state;             /* owned by an update node (optimizer, EMA) */
+  int ema;                /* index of this parameter's EMA weights, or -1 */
 } rx_param;
 
 struct ref_exec {
@@ -35,9 +39,9 @@ struct ref_exec {
   rx_param *params;
   double *scratch; /* concat and matmul backward */
   int64_t scratch_n;
-  bool training;
-  uint64_t seed;
-  int64_t step;
+  float *grad32; /* update: one gradient as float32 */
+  rt_run run;    /* the current (or last) run */
+  bool skipped;  /* this run's gradient norm is not finite */
 };
 
 /* n's shape with the batch dimension replaced by the executor's batch. */
@@ -93,5 +97,9 @@ void rx_matmul_index(const ref_exec *ex, const ir_node *f, int64_t e,
 
 kiln_status rx_forward(ref_exec *ex, const ir_node *n, kiln_error *err);
 kiln_status rx_backward(ref_exec *ex, const ir_node *n, kiln_error *err);
+/* ref_exec_update.c: grad_norm sets ex->skipped when the norm is not
+ * finite; an update node then leaves everything as it is. */
+void rx_grad_norm(ref_exec *ex, const ir_node *n);
+void rx_update(ref_exec *ex, const ir_node *u);
 
 #endif

@@ -24,7 +24,7 @@
 
 /* ---- train_optim.c: one optimizer step on one parameter tensor ---- */
 
-enum { TRAIN_OPT_MAX_BUFS = 2 };
+enum { TRAIN_OPT_MAX_BUFS = IR_UPDATE_MAX_BUFS };
 
 /* The state of one parameter tensor. Which buffers exist depends on the
  * optimizer (train_opt_buf_roles); each holds n floats. `step` counts the
@@ -40,11 +40,10 @@ typedef struct train_opt_state {
 } train_opt_state;
 
 /* The buffer roles `c`'s optimizer keeps per parameter, in order; returns
- * how many (0 for plain SGD). Checkpoint names are "<param>.<role>":
- *   sgd, momentum > 0:      momentum
- *   adagrad:                sum
- *   rmsprop:                square_avg (+ momentum when momentum > 0)
- *   adam, adamw:            exp_avg, exp_avg_sq */
+ * how many (0 for plain SGD). The definition is ir_update_roles (ir/
+ * update.c: the update nodes declare these buffers as their parameters,
+ * and ir/ cannot call the runtime); this is the same list for callers that
+ * hold a train_opt_state. Checkpoint names are "<param>.<role>". */
 int train_opt_buf_roles(const ir_train_cfg *c,
                         const char *roles[TRAIN_OPT_MAX_BUFS]);
 /* Points the state's buffers into `mem` (n * train_opt_buf_roles() floats,
@@ -122,7 +121,7 @@ ir_init train_init_auto(ir_op activation);
  * consumers. */
 ir_op train_init_next_activation(const ir_graph *g, const ir_node *n);
 
-/* ---- train_loop.c: kiln_train on the reference executor ---- */
+/* ---- train_loop.c: kiln_train on an rt_backend ---- */
 
 /* The value parameter `name` (full dotted name) had at the end of the last
  * successful kiln_train of m (numel in *n when n is not NULL); NULL before

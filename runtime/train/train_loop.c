@@ -1,59 +1,41 @@
-/* train_loop.c — the training loop on the reference executor: kiln_train.
+/* train_loop.c — the training loop: kiln_train, on any backend
+ * (runtime/backend.h).
  *
- * One run: autodiff the graph (once per model), create a ref_exec at the
- * batch size, initialise every parameter, load and fit the data, then per
- * step fill a batch, run forward and backward, clip, schedule the LR, take
- * an optimizer step per trainable parameter and update the EMA; after every
- * epoch evaluate on the validation set, and at the end on the test set.
+ * One run: autodiff the graph and add its update nodes (once per model),
+ * create the backend at the batch size, initialise every parameter (then
+ * fine-tune from a checkpoint, or resume one), load and fit the data, then
+ * train epoch by epoch. A step fills a batch and makes one backend run
+ * {training, update, seed, step, lr}: forward, backward, clipping, the
+ * optimizer step and the EMA all happen in the graph (ir_add_updates), so
+ * the loop never touches a gradient. After every epoch the loop evaluates
+ * on the validation set (on the EMA weights when the train section keeps
+ * them), feeds early stopping and writes checkpoints; at the end it
+ * evaluates on the test set and draws the learning curve.
  *
- * The executor's buffers are sized for one batch, so only full batches are
- * run: the last partial batch of every epoch (and of an evaluation set) is
+ * Everything a step depends on is a function of (seed, epoch, step), so a
+ * run resumed from a checkpoint (train_ckpt.h) continues bit for bit.
+ *
+ * Phases, one function each: run_open (model, backend, parameters, data),
+ * train_step, log_step, end_epoch (validation, early stopping,
+ * checkpoints), train_epochs, finish (test set, curve). The shared pieces
+ * (data, batches, evaluation) are in train_eval.c.
+ *
+ * Backends size their buffers for one batch, so only full batches are run:
+ * the last partial batch of every epoch (and of an evaluation set) is
  * skipped, and the run says so once. */
 #include "frontend/load.h"
-#include "runtime/data/data.h"
-#include "runtime/reference/ref_exec.h"
 #include "runtime/train/train.h"
+#include "runtime/train/train_ckpt.h"
+#include "runtime/train/train_run.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
-enum { TRAIN_LOG_EVERY = 50 };
-
-/* A trainable, unfrozen parameter with its float32 gradient, optimizer
- * state and EMA weights (one malloc per slot, pointed into). */
-typedef struct train_slot {
-  const ir_param *p;
-  float *w; /* the executor's float32 storage */
-  int64_t n;
-  float *grad;
-  train_opt_state opt;
-  train_ema ema;
-  float *mem;
-} train_slot;
-
-typedef struct train_run {
-  ir_graph *g;
-  ir_train_cfg cfg;
-  int64_t batch;
-  uint64_t seed;
-  ref_exec *ex;
-  const ir_node *x_in, *y_in, *logits;
-  int n_classes;
-  data_sets d;
-  bool data_loaded;
-  data_iter it;
-  bool iter_ready;
-  float *x;
-  int32_t *y;
-  train_slot *slots;
-  float **grads; /* slots[k].grad, for train_clip_grad_norm */
-  int64_t *lens;
-  int n_slots;
-  FILE *log, *csv;
-} train_run;
+enum { TRAIN_LOG_EVERY = 50, TRAIN_PATH_MAX = 4096 };
 
 static double now_s(void) {
   struct timespec t;
@@ -61,191 +43,83 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static kiln_status oom(kiln_error *err) {
-  return diag_error(err, KILN_ERR_INTERNAL, (kiln_loc){0}, "out of memory");
-}
-
-/* The graph's inputs, found by dtype: the float one takes the images, the
- * integer one the labels; and the logits, the loss's first input. */
-static kiln_status find_io(train_run *r, kiln_error *err) {
-  ir_graph *g = r->g;
-  for (int i = 0; i < g->n_nodes; i++) {
-    const ir_node *n = g->nodes[i];
-    if (n->op != IR_OP_INPUT)
-      continue;
-    if (ir_dtype_is_float(n->dtype) && !r->x_in)
-      r->x_in = n;
-    else if (!ir_dtype_is_float(n->dtype) && !r->y_in)
-      r->y_in = n;
-  }
-  if (!r->x_in || !r->y_in)
-    return diag_error(err, KILN_ERR_INVALID, (kiln_loc){0},
-                      "model '%s': training needs a float input (the "
-                      "images) and an integer input (the labels)",
-                      g->name ? g->name : "");
-  r->logits = g->loss->inputs[0];
-  const ir_shape *s = &r->logits->shape;
-  r->n_classes = s->rank > 0 ? (int)s->dim[s->rank - 1] : 1;
-  return KILN_OK;
-}
-
 /* Every parameter by train_init_param, indexed by its position over all
  * nodes in graph order (buffers included, so an index never depends on
- * which layers are frozen); then the trainable ones get their slots. */
+ * which layers are frozen), written to the backend. Update nodes come
+ * after every layer: their optimizer state starts at zero and their EMA
+ * weights ("ema") as a copy of the parameter they average. */
 static kiln_status init_params(train_run *r, kiln_error *err) {
   ir_graph *g = r->g;
+  int64_t most = 1; /* elements of the largest parameter */
+  for (int i = 0; i < g->n_nodes; i++)
+    for (int k = 0; k < g->nodes[i]->n_params; k++) {
+      int64_t n = ir_shape_numel(&g->nodes[i]->params[k].shape, 1);
+      most = n > most ? n : most;
+    }
+  float *buf = malloc(sizeof(float) * (size_t)most);
+  if (!buf)
+    return train_run_oom(err);
   uint64_t index = 0;
   for (int i = 0; i < g->n_nodes; i++) {
     const ir_node *n = g->nodes[i];
     for (int k = 0; k < n->n_params; k++, index++) {
       const ir_param *p = &n->params[k];
-      int64_t len = 0;
-      float *w = ref_exec_param(r->ex, p, &len);
-      KILN_ASSERT(w);
-      ir_init init = p->init;
-      if (init == IR_INIT_AUTO)
-        init = train_init_auto(train_init_next_activation(g, n));
-      train_init_param(p, init, r->seed, index, w);
+      if (n->op == IR_OP_UPDATE && strcmp(p->role, "ema") == 0) {
+        r->ops->param_read(r->b, ir_update_param(n), buf);
+      } else {
+        ir_init init = p->init;
+        if (init == IR_INIT_AUTO)
+          init = train_init_auto(train_init_next_activation(g, n));
+        train_init_param(p, init, r->seed, index, buf);
+      }
+      r->ops->param_write(r->b, p, buf);
     }
   }
-  r->n_slots = g->n_param_grads;
-  r->slots = calloc((size_t)r->n_slots + 1, sizeof *r->slots);
-  r->grads = calloc((size_t)r->n_slots + 1, sizeof *r->grads);
-  r->lens = calloc((size_t)r->n_slots + 1, sizeof *r->lens);
-  if (!r->slots || !r->grads || !r->lens)
-    return oom(err);
-  const char *roles[TRAIN_OPT_MAX_BUFS];
-  int n_bufs = train_opt_buf_roles(&r->cfg, roles);
-  for (int k = 0; k < r->n_slots; k++) {
-    train_slot *s = &r->slots[k];
-    s->p = g->grad_params[k];
-    s->w = ref_exec_param(r->ex, s->p, &s->n);
-    KILN_ASSERT(s->w);
-    /* grad, optimizer buffers, EMA weights */
-    s->mem = malloc(sizeof(float) * (size_t)s->n * (size_t)(2 + n_bufs));
-    if (!s->mem)
-      return oom(err);
-    s->grad = s->mem;
-    train_opt_state_init(&s->opt, &r->cfg, s->n, s->mem + 2 * s->n);
-    if (r->cfg.ema > 0)
-      train_ema_init(&s->ema, s->mem + s->n, s->w, s->n);
-    r->grads[k] = s->grad;
-    r->lens[k] = s->n;
-  }
+  free(buf);
   return KILN_OK;
 }
 
-static kiln_status load_data(train_run *r, kiln_error *err) {
-  kiln_status st = data_sets_load(&r->d, &r->g->data, r->seed, err);
-  if (st)
-    return st;
-  r->data_loaded = true;
-  const ir_shape *s = &r->x_in->shape;
-  st = data_sets_fit(&r->d, s->rank - 1, s->dim + 1, r->n_classes, err);
-  if (st)
-    return st;
-  if (r->d.train.n < r->batch)
-    return diag_error(err, KILN_ERR_INVALID, (kiln_loc){0},
-                      "the training set has %lld examples, fewer than one "
-                      "batch of %lld",
-                      (long long)r->d.train.n, (long long)r->batch);
-  st = data_iter_init(&r->it, &r->d.train, r->batch, &r->g->data, r->seed, err);
-  if (st)
-    return st;
-  r->iter_ready = true;
-  r->x = malloc(sizeof(float) * (size_t)(r->batch * r->d.train.example_size));
-  r->y = malloc(sizeof(int32_t) * (size_t)r->batch);
-  return r->x && r->y ? KILN_OK : oom(err);
-}
-
-/* Sets the batch in r->x/r->y, runs, and adds the loss and the number of
- * correct argmax predictions to *loss and *correct. */
-static kiln_status run_batch(train_run *r, bool training, int64_t step,
-                             double *loss, int64_t *correct, kiln_error *err) {
-  kiln_status st = ref_exec_set_input_f32(r->ex, r->x_in->name, r->x, err);
-  if (!st)
-    st = ref_exec_set_input_i32(r->ex, r->y_in->name, r->y, err);
-  if (!st)
-    st = training ? ref_exec_run(r->ex, true, r->seed, step, err)
-                  : ref_exec_run_forward(r->ex, false, r->seed, step, err);
-  if (st)
-    return st;
-  *loss += ref_exec_loss(r->ex);
-  int64_t numel = 0;
-  const double *z = ref_exec_output(r->ex, r->logits, &numel);
-  int64_t c = r->n_classes;
-  if (!z || numel != r->batch * c)
-    return KILN_OK; /* not one row of logits per example: no accuracy */
-  for (int64_t i = 0; i < r->batch; i++) {
-    int64_t best = 0;
-    for (int64_t j = 1; j < c; j++)
-      if (z[i * c + j] > z[i * c + best])
-        best = j;
-    *correct += best == r->y[i];
-  }
-  return KILN_OK;
-}
-
-/* EMA weights in (and back out): evaluation sees the averaged weights. */
-static void swap_ema(train_run *r) {
-  if (r->cfg.ema > 0)
-    for (int k = 0; k < r->n_slots; k++)
-      train_ema_swap(&r->slots[k].ema, r->slots[k].w);
-}
-
-/* Mean loss and accuracy (%) over the full batches of `set`; false when it
- * has none. */
-static kiln_status evaluate(train_run *r, const data_set *set, int64_t step,
-                            double *loss, double *acc, bool *done,
+/* DIR/name into out; an error when it does not fit. */
+static kiln_status out_path(const char *dir, const char *name, char *out,
                             kiln_error *err) {
-  *done = false;
-  int64_t steps = set->n / r->batch;
-  if (steps == 0)
-    return KILN_OK;
-  data_iter it;
-  kiln_status st = data_iter_init(&it, set, r->batch, NULL, r->seed, err);
-  if (st)
-    return st;
-  swap_ema(r);
-  double sum = 0;
-  int64_t correct = 0;
-  for (int64_t s = 0; s < steps && !st; s++) {
-    data_iter_fill(&it, s, r->x, r->y);
-    st = run_batch(r, false, step, &sum, &correct, err);
-  }
-  swap_ema(r);
-  data_iter_free(&it);
-  *loss = sum / (double)steps;
-  *acc = 100.0 * (double)correct / (double)(steps * r->batch);
-  *done = !st;
-  return st;
+  int w = snprintf(out, TRAIN_PATH_MAX, "%s/%s", dir, name);
+  if (w < 0 || w >= TRAIN_PATH_MAX)
+    return diag_error(err, KILN_ERR_INVALID, (kiln_loc){0},
+                      "output directory name too long: '%s'", dir);
+  return KILN_OK;
 }
 
-/* One optimizer step from the executor's gradients; false in *skipped when
- * clipping found a non-finite norm (the step is then not taken). */
-static void update(train_run *r, double lr, bool *skipped) {
-  for (int k = 0; k < r->n_slots; k++) {
-    train_slot *s = &r->slots[k];
-    const double *g = ref_exec_param_grad(r->ex, s->p);
-    KILN_ASSERT(g);
-    for (int64_t i = 0; i < s->n; i++)
-      s->grad[i] = (float)g[i];
+/* Appends p to a growing array of learning-curve points. */
+static kiln_status push_point(train_point **pts, int *n, int *cap,
+                              train_point p, kiln_error *err) {
+  if (*n == *cap) {
+    int c = *cap ? 2 * *cap : 64;
+    train_point *grown = realloc(*pts, sizeof **pts * (size_t)c);
+    if (!grown)
+      return train_run_oom(err);
+    *pts = grown, *cap = c;
   }
-  *skipped = false;
-  if (r->cfg.clip_grad_norm > 0) {
-    double norm = train_clip_grad_norm(r->grads, r->lens, r->n_slots,
-                                       r->cfg.clip_grad_norm);
-    if (!isfinite(norm)) {
-      *skipped = true;
-      return;
-    }
-  }
-  for (int k = 0; k < r->n_slots; k++) {
-    train_slot *s = &r->slots[k];
-    train_opt_step(&r->cfg, &s->opt, s->w, s->grad, lr);
-    if (r->cfg.ema > 0)
-      train_ema_update(&s->ema, s->w, r->cfg.ema);
-  }
+  (*pts)[(*n)++] = p;
+  return KILN_OK;
+}
+
+/* DIR/name holding every tensor and the position before global step
+ * `next` (0-based). */
+static kiln_status save_ckpt(train_run *r, const char *name, int64_t next,
+                             kiln_error *err) {
+  char path[TRAIN_PATH_MAX];
+  kiln_status st = out_path(r->o->out_dir, name, path, err);
+  if (st)
+    return st;
+  train_ckpt_meta m = {.step = next,
+                       .epoch = next / r->per_epoch,
+                       .epoch_step = next % r->per_epoch,
+                       .batch = r->batch,
+                       .seed = r->seed,
+                       .best_val_loss = r->early.best,
+                       .best_epoch = r->early.best_epoch,
+                       .bad_epochs = r->early.bad_epochs};
+  return train_ckpt_save(path, r->g, r->b, &m, err);
 }
 
 static void csv_row(train_run *r, int64_t epoch, int64_t step, double lr,
@@ -261,75 +135,166 @@ static void csv_row(train_run *r, int64_t epoch, int64_t step, double lr,
     fputs(",\n", r->csv);
 }
 
-/* The epochs. `total` counts steps over the run, for the schedule. */
-static kiln_status train_epochs(train_run *r, int64_t max_steps,
-                                kiln_error *err) {
-  int64_t per_epoch = r->d.train.n / r->batch;
-  int64_t epochs = r->cfg.epochs, total = epochs * per_epoch, step = 0;
-  double base_lr = train_lr_base(&r->cfg, r->batch);
-  if (r->log && r->d.train.n % r->batch)
-    fprintf(r->log,
-            "note: the last %lld training examples of each epoch are "
-            "skipped: the reference executor runs whole batches of %lld\n",
-            (long long)(r->d.train.n % r->batch), (long long)r->batch);
-  for (int64_t e = 0; e < epochs; e++) {
-    data_iter_set_epoch(&r->it, (uint64_t)e);
-    double sum = 0, t0 = now_s(), lr = base_lr;
-    int64_t correct = 0, seen = 0;
-    bool stop = false;
-    for (int64_t s = 0; s < per_epoch && !stop; s++, step++) {
-      data_iter_fill(&r->it, s, r->x, r->y);
-      kiln_status st = run_batch(r, true, step, &sum, &correct, err);
-      if (st)
-        return st;
-      seen++;
-      lr = train_lr_at(&r->cfg.schedule, base_lr, step, per_epoch, total);
-      bool skipped;
-      update(r, lr, &skipped);
-      if (skipped && r->log)
-        fprintf(r->log, "step %lld: gradient norm is not finite; skipped\n",
-                (long long)step + 1);
-      stop = max_steps > 0 && step + 1 >= max_steps;
-      bool end = s + 1 == per_epoch || stop;
-      /* The first step is logged too, so the starting loss is on record. */
-      if (step == 0 || (step + 1) % TRAIN_LOG_EVERY == 0 || end) {
-        double loss = sum / (double)seen;
-        double acc = 100.0 * (double)correct / (double)(seen * r->batch);
-        double dt = now_s() - t0;
-        if (r->log)
-          fprintf(r->log,
-                  "epoch %lld/%lld step %lld/%lld loss %.4f acc %.1f%% lr "
-                  "%.4g %.0f img/s\n",
-                  (long long)e + 1, (long long)epochs, (long long)s + 1,
-                  (long long)per_epoch, loss, acc, lr,
-                  dt > 0 ? (double)(seen * r->batch) / dt : 0.0);
-        double vloss = 0, vacc = 0;
-        bool has_val = false;
-        if (end) {
-          st =
-              evaluate(r, &r->d.validation, step, &vloss, &vacc, &has_val, err);
-          if (st)
-            return st;
-          if (has_val && r->log)
-            fprintf(r->log, "epoch %lld: val loss %.4f acc %.1f%%\n",
-                    (long long)e + 1, vloss, vacc);
-        }
-        csv_row(r, e + 1, step + 1, lr, loss, acc, has_val, vloss, vacc);
-        sum = 0, correct = 0, seen = 0, t0 = now_s();
-      }
-    }
-    if (stop)
-      break;
+/* Global step `step` (0-based), batch `s` of its epoch: one backend run
+ * that also takes the optimizer step. *lr gets the step's learning rate. */
+static kiln_status train_step(train_run *r, int64_t s, int64_t step, double *lr,
+                              kiln_error *err) {
+  data_iter_fill(&r->it, s, r->x, r->y);
+  *lr = train_lr_at(&r->cfg.schedule, r->base_lr, step, r->per_epoch,
+                    r->total_steps);
+  rt_run run = {.training = true,
+                .update = true,
+                .seed = r->seed,
+                .step = step,
+                .lr = *lr};
+  rt_result res;
+  kiln_status st = train_run_batch(r, &run, &res, &r->sum, &r->correct, err);
+  if (st)
+    return st;
+  r->seen++;
+  if (res.skipped && r->log) {
+    train_progress_break(&r->prog);
+    fprintf(r->log, "step %lld: gradient norm is not finite; skipped\n",
+            (long long)step + 1);
   }
-  double tloss = 0, tacc = 0;
-  bool has_test = false;
-  kiln_status st = evaluate(r, &r->d.test, step, &tloss, &tacc, &has_test, err);
-  if (!st && has_test && r->log)
-    fprintf(r->log, "test loss %.4f acc %.1f%%\n", tloss, tacc);
-  return st;
+  return KILN_OK;
 }
 
-/* The trained values of every parameter, kept in the model's arena. */
+/* The figures since the last reset, shown by the progress line. */
+static void log_step(train_run *r, int64_t e, int64_t s, int64_t step,
+                     double lr, bool last, double *loss, double *acc) {
+  *loss = r->sum / (double)r->seen;
+  *acc = r->z ? 100.0 * (double)r->correct / (double)(r->seen * r->batch) : 0.0;
+  double dt = now_s() - r->t0;
+  train_progress_stats ps = {
+      .epoch = e,
+      .epoch_step = s,
+      .step = step,
+      .loss = *loss,
+      .acc = *acc,
+      .lr = lr,
+      .img_per_s = dt > 0 ? (double)(r->seen * r->batch) / dt : 0.0,
+      .last = last};
+  train_progress_step(&r->prog, &ps, now_s());
+}
+
+/* The validation after the step `step` (0-based) of epoch `e`; at a real
+ * epoch end (not a --max-steps stop inside one) also early stopping, and,
+ * with an output directory, the checkpoints. *stop is set when early
+ * stopping ends the run. */
+static kiln_status end_epoch(train_run *r, int64_t e, int64_t step,
+                             bool epoch_end, bool stopping, double *vloss,
+                             double *vacc, bool *has_val, bool *stop,
+                             kiln_error *err) {
+  kiln_status st = train_run_evaluate(r, &r->d.validation, r->cfg.ema > 0, step,
+                                      vloss, vacc, has_val, err);
+  if (st)
+    return st;
+  if (*has_val) {
+    if (r->log)
+      fprintf(r->log, "epoch %lld: val loss %.4f acc %.1f%%\n",
+              (long long)e + 1, *vloss, r->z ? *vacc : 0.0);
+    st = push_point(&r->vpts, &r->n_vpts, &r->cap_vpts,
+                    (train_point){step + 1, *vloss, *vacc}, err);
+    if (st)
+      return st;
+  }
+  bool improved = false, early = false;
+  if (epoch_end && *has_val) {
+    int64_t before = r->early.best_epoch;
+    early = train_early_observe(&r->early, *vloss);
+    improved = r->early.best_epoch != before;
+  }
+  const kiln_train_opts *o = r->o;
+  int64_t every = o->checkpoint_every ? o->checkpoint_every : 1;
+  if (o->out_dir && improved &&
+      (st = save_ckpt(r, "best.safetensors", step + 1, err)))
+    return st;
+  bool last = (epoch_end && ((e + 1) % every == 0 || e + 1 == r->cfg.epochs)) ||
+              early || stopping;
+  if (o->out_dir && last &&
+      (st = save_ckpt(r, "last.safetensors", step + 1, err)))
+    return st;
+  if (early && r->log)
+    fprintf(r->log,
+            "early stopping: no improvement for %lld epochs (best val loss "
+            "%.4f at epoch %lld)\n",
+            (long long)r->early.bad_epochs, r->early.best,
+            (long long)r->early.best_epoch + 1);
+  *stop = *stop || early;
+  return KILN_OK;
+}
+
+/* The epochs from the run's start position. */
+static kiln_status train_epochs(train_run *r, int64_t *step_out,
+                                kiln_error *err) {
+  int64_t max_steps = r->o->max_steps;
+  int64_t step = r->start_step;
+  bool stop = max_steps > 0 && step >= max_steps;
+  kiln_status st = KILN_OK;
+  for (int64_t e = r->start_epoch; e < r->cfg.epochs && !stop; e++) {
+    data_iter_set_epoch(&r->it, (uint64_t)e);
+    double lr = r->base_lr;
+    r->sum = 0, r->correct = 0, r->seen = 0, r->t0 = now_s();
+    int64_t s0 = e == r->start_epoch ? r->start_epoch_step : 0;
+    for (int64_t s = s0; s < r->per_epoch && !stop; s++, step++) {
+      if ((st = train_step(r, s, step, &lr, err)))
+        return st;
+      bool stopping = max_steps > 0 && step + 1 >= max_steps;
+      bool epoch_end = s + 1 == r->per_epoch, end = epoch_end || stopping;
+      double loss, acc, vloss = 0, vacc = 0;
+      log_step(r, e, s, step, lr, stopping, &loss, &acc);
+      stop = stopping;
+      /* The first step is recorded too, so the starting loss is on file. */
+      if (step != r->start_step && (step + 1) % TRAIN_LOG_EVERY != 0 && !end)
+        continue;
+      st = push_point(&r->pts, &r->n_pts, &r->cap_pts,
+                      (train_point){step + 1, loss, r->z ? acc : NAN}, err);
+      bool has_val = false;
+      if (!st && end)
+        st = end_epoch(r, e, step, epoch_end, stopping, &vloss, &vacc, &has_val,
+                       &stop, err);
+      if (st)
+        return st;
+      csv_row(r, e + 1, step + 1, lr, loss, acc, has_val, vloss, vacc);
+      r->sum = 0, r->correct = 0, r->seen = 0, r->t0 = now_s();
+    }
+  }
+  *step_out = step;
+  return KILN_OK;
+}
+
+/* After the epochs: the test set, and the learning curve. */
+static kiln_status finish(train_run *r, int64_t step, kiln_error *err) {
+  double tloss = 0, tacc = 0;
+  kiln_status st = train_run_evaluate(r, &r->d.test, r->cfg.ema > 0, step,
+                                      &tloss, &tacc, &r->has_test, err);
+  if (st)
+    return st;
+  if (r->has_test && r->log)
+    fprintf(r->log, "test loss %.4f acc %.1f%%\n", tloss, r->z ? tacc : 0.0);
+  r->test_pt = (train_point){step, tloss, tacc};
+  const kiln_train_opts *o = r->o;
+  char path[TRAIN_PATH_MAX];
+  const char *svg = o->curve_svg;
+  if (!svg && o->out_dir) {
+    if ((st = out_path(o->out_dir, "curve.svg", path, err)))
+      return st;
+    svg = path;
+  }
+  if (!svg)
+    return KILN_OK;
+  train_curve c = {.title = r->g->name ? r->g->name : "",
+                   .train = r->pts,
+                   .n_train = r->n_pts,
+                   .val = r->vpts,
+                   .n_val = r->n_vpts,
+                   .test = r->has_test ? &r->test_pt : NULL};
+  return train_curve_write(svg, &c, err);
+}
+
+/* The trained values of every parameter (optimizer state included), kept
+ * in the model's arena. */
 static void keep_weights(kiln_model *m, train_run *r) {
   ir_graph *g = &m->g;
   int n_params = 0;
@@ -339,36 +304,24 @@ static void keep_weights(kiln_model *m, train_run *r) {
   int index = 0;
   for (int i = 0; i < g->n_nodes; i++)
     for (int k = 0; k < g->nodes[i]->n_params; k++, index++) {
-      int64_t n = 0;
-      float *w = ref_exec_param(r->ex, &g->nodes[i]->params[k], &n);
-      m->trained[index] = ARENA_ARRAY(&m->a, float, n);
-      memcpy(m->trained[index], w, sizeof(float) * (size_t)n);
+      const ir_param *p = &g->nodes[i]->params[k];
+      m->trained[index] =
+          ARENA_ARRAY(&m->a, float, ir_shape_numel(&p->shape, 1));
+      r->ops->param_read(r->b, p, m->trained[index]);
     }
 }
 
-static void run_free(train_run *r) {
-  for (int k = 0; r->slots && k < r->n_slots; k++)
-    free(r->slots[k].mem);
-  free(r->slots);
-  free(r->grads);
-  free(r->lens);
-  free(r->x);
-  free(r->y);
-  if (r->iter_ready)
-    data_iter_free(&r->it);
-  if (r->data_loaded)
-    data_sets_free(&r->d);
-  ref_exec_free(r->ex);
-}
-
-/* The options over the model's train section. */
+/* The options over the model's train section, and the backend. */
 static kiln_status apply_opts(train_run *r, const kiln_train_opts *o,
                               kiln_error *err) {
-  if (o->epochs < 0 || o->batch < 0 || o->max_steps < 0 || !(o->lr >= 0) ||
-      isinf(o->lr))
+  kiln_status st = train_run_backend(r, o->backend, err);
+  if (st)
+    return st;
+  if (o->epochs < 0 || o->batch < 0 || o->max_steps < 0 ||
+      o->checkpoint_every < 0 || !(o->lr >= 0) || isinf(o->lr))
     return diag_error(err, KILN_ERR_INVALID, (kiln_loc){0},
-                      "epochs, batch and max_steps must be positive and lr a "
-                      "positive number");
+                      "epochs, batch, max_steps and checkpoint_every must be "
+                      "positive and lr a positive number");
   if (o->epochs)
     r->cfg.epochs = o->epochs;
   if (o->batch)
@@ -382,6 +335,138 @@ static kiln_status apply_opts(train_run *r, const kiln_train_opts *o,
   return KILN_OK;
 }
 
+/* The output directory (created when missing) and the metrics file, which
+ * a resumed run appends to. */
+static kiln_status open_outputs(train_run *r, kiln_error *err) {
+  const kiln_train_opts *o = r->o;
+  if (o->out_dir && mkdir(o->out_dir, 0777) != 0 && errno != EEXIST)
+    return diag_error(err, KILN_ERR_IO, (kiln_loc){0},
+                      "cannot create directory '%s': %s", o->out_dir,
+                      strerror(errno));
+  char csv_path[TRAIN_PATH_MAX];
+  const char *csv = o->metrics_csv;
+  if (!csv && o->out_dir) {
+    kiln_status st = out_path(o->out_dir, "metrics.csv", csv_path, err);
+    if (st)
+      return st;
+    csv = csv_path;
+  }
+  if (!csv)
+    return KILN_OK;
+  r->csv = fopen(csv, o->resume ? "a" : "w");
+  if (!r->csv)
+    return diag_error(err, KILN_ERR_IO, (kiln_loc){0}, "cannot write '%s': %s",
+                      csv, strerror(errno));
+  fseek(r->csv, 0, SEEK_END);
+  if (ftell(r->csv) == 0)
+    fputs("epoch,step,lr,train_loss,train_acc,val_loss,val_acc\n", r->csv);
+  return KILN_OK;
+}
+
+/* The run's position from o->resume; the seed becomes the checkpoint's. */
+static kiln_status resume(train_run *r, kiln_error *err) {
+  const kiln_train_opts *o = r->o;
+  train_ckpt_meta m;
+  kiln_status st = train_ckpt_resume(o->resume, r->g, r->b, &m, err);
+  if (st)
+    return st;
+  if (m.batch != r->batch)
+    return diag_error(err, KILN_ERR_INVALID, (kiln_loc){0},
+                      "'%s' was written with batch %lld; this run has %lld",
+                      o->resume, (long long)m.batch, (long long)r->batch);
+  if (o->has_seed && o->seed != m.seed)
+    return diag_error(err, KILN_ERR_INVALID, (kiln_loc){0},
+                      "'%s' was written with seed %llu; this run asks for "
+                      "%llu",
+                      o->resume, (unsigned long long)m.seed,
+                      (unsigned long long)o->seed);
+  r->seed = m.seed;
+  r->start_step = m.step, r->start_epoch = m.epoch;
+  r->start_epoch_step = m.epoch_step;
+  r->early.best = m.best_val_loss, r->early.best_epoch = m.best_epoch;
+  r->early.bad_epochs = m.bad_epochs, r->early.epochs_seen = m.epoch;
+  return KILN_OK;
+}
+
+/* The training iterator and the schedule, once the data is loaded. */
+static kiln_status plan_epochs(train_run *r, kiln_error *err) {
+  if (r->d.train.n < r->batch)
+    return diag_error(err, KILN_ERR_INVALID, (kiln_loc){0},
+                      "the training set has %lld examples, fewer than one "
+                      "batch of %lld",
+                      (long long)r->d.train.n, (long long)r->batch);
+  if (r->early.patience > 0 && r->d.validation.n < r->batch)
+    return diag_error(err, KILN_ERR_INVALID, (kiln_loc){0},
+                      "early_stopping needs validation data (the validation "
+                      "set has %lld examples, batch %lld)",
+                      (long long)r->d.validation.n, (long long)r->batch);
+  r->per_epoch = r->d.train.n / r->batch;
+  r->total_steps = r->cfg.epochs * r->per_epoch;
+  r->base_lr = train_lr_base(&r->cfg, r->batch);
+  if (r->start_epoch * r->per_epoch + r->start_epoch_step != r->start_step)
+    return diag_error(
+        err, KILN_ERR_INVALID, (kiln_loc){0},
+        "'%s' stopped at step %lld (epoch %lld, step %lld of "
+        "it), which does not fit %lld steps per epoch: the "
+        "training set changed size",
+        r->o->resume, (long long)r->start_step, (long long)r->start_epoch + 1,
+        (long long)r->start_epoch_step + 1, (long long)r->per_epoch);
+  kiln_status st =
+      data_iter_init(&r->it, &r->d.train, r->batch, &r->g->data, r->seed, err);
+  if (st)
+    return st;
+  r->iter_ready = true;
+  if (r->log && r->d.train.n % r->batch)
+    fprintf(r->log,
+            "note: the last %lld training examples of each epoch are "
+            "skipped: the %s backend runs whole batches of %lld\n",
+            (long long)(r->d.train.n % r->batch), r->ops->name,
+            (long long)r->batch);
+  int64_t total = r->total_steps, max = r->o->max_steps;
+  train_progress_init(&r->prog, r->log, r->o->progress_tty, r->cfg.epochs,
+                      r->per_epoch, max > 0 && max < total ? max : total,
+                      r->start_step, TRAIN_LOG_EVERY, now_s());
+  return KILN_OK;
+}
+
+/* Everything before the first step: the training graph (autodiff and
+ * update nodes, once per model), the outputs, the backend with every
+ * parameter initialised, fine-tuned or resumed, and the data. */
+static kiln_status run_open(train_run *r, kiln_model *m, kiln_error *err) {
+  ir_graph *g = r->g;
+  const kiln_train_opts *o = r->o;
+  if (!g->loss)
+    return diag_error(err, KILN_ERR_INVALID, (kiln_loc){0},
+                      "model '%s' has no loss layer: training needs one "
+                      "(e.g. loss = cross_entropy(logits, label))",
+                      g->name ? g->name : "");
+  kiln_status st;
+  if (!m->differentiated) {
+    if ((st = ir_autodiff(g, err)) || (st = ir_add_updates(g, err)))
+      return st;
+    m->differentiated = true;
+  }
+  train_early_init(&r->early, r->cfg.early_stop_patience,
+                   r->cfg.early_stop_min_delta);
+  if ((st = open_outputs(r, err)) || (st = train_run_find_io(r, err)))
+    return st;
+  if (!(r->b = r->ops->create(g, r->batch, err)))
+    return err->status ? err->status : KILN_ERR_INTERNAL;
+  if ((st = init_params(r, err)))
+    return st;
+  /* After init: fine-tuning overwrites the EMA copies init made. A resume
+   * restores every tensor, so fine-tuning would change nothing. */
+  if (g->train.finetune_from && !o->resume &&
+      (st = train_ckpt_finetune(g->train.finetune_from, g, r->b, r->log, err)))
+    return st;
+  /* Before the data: the validation split is drawn with the seed. */
+  if (o->resume && (st = resume(r, err)))
+    return st;
+  if ((st = train_run_load(r, err)))
+    return st;
+  return plan_epochs(r, err);
+}
+
 KILN_API kiln_status kiln_train(kiln_model *m, const kiln_train_opts *o,
                                 kiln_error *err) {
   kiln_error local;
@@ -392,44 +477,21 @@ KILN_API kiln_status kiln_train(kiln_model *m, const kiln_train_opts *o,
   kiln_train_opts none = {0};
   if (!o)
     o = &none;
-  ir_graph *g = &m->g;
-  train_run r = {.g = g, .cfg = g->train, .log = o->log};
+  train_run r = {.g = &m->g, .cfg = m->g.train, .log = o->log, .o = o};
   kiln_status st = apply_opts(&r, o, err);
-  if (st)
-    return st;
-  if (!g->loss)
-    return diag_error(err, KILN_ERR_INVALID, (kiln_loc){0},
-                      "model '%s' has no loss layer: training needs one "
-                      "(e.g. loss = cross_entropy(logits, label))",
-                      g->name ? g->name : "");
-  if (!m->differentiated) {
-    if ((st = ir_autodiff(g, err)))
-      return st;
-    m->differentiated = true;
-  }
-  if (o->metrics_csv) {
-    r.csv = fopen(o->metrics_csv, "w");
-    if (!r.csv)
-      return diag_error(err, KILN_ERR_IO, (kiln_loc){0},
-                        "cannot write '%s': %s", o->metrics_csv,
-                        strerror(errno));
-    fputs("epoch,step,lr,train_loss,train_acc,val_loss,val_acc\n", r.csv);
-  }
-  st = find_io(&r, err);
-  if (!st && !(r.ex = ref_exec_new(g, r.batch, err)))
-    st = err->status ? err->status : KILN_ERR_INTERNAL;
+  int64_t step = 0;
   if (!st)
-    st = init_params(&r, err);
+    st = run_open(&r, m, err);
   if (!st)
-    st = load_data(&r, err);
+    st = train_epochs(&r, &step, err);
   if (!st)
-    st = train_epochs(&r, o->max_steps, err);
+    st = finish(&r, step, err);
   if (!st)
     keep_weights(m, &r);
   if (r.csv && fclose(r.csv) != 0 && !st)
-    st = diag_error(err, KILN_ERR_IO, (kiln_loc){0}, "cannot write '%s'",
-                    o->metrics_csv);
-  run_free(&r);
+    st = diag_error(err, KILN_ERR_IO, (kiln_loc){0},
+                    "cannot write the metrics file");
+  train_run_close(&r);
   return st;
 }
 

@@ -37,28 +37,7 @@
 
 int train_opt_buf_roles(const ir_train_cfg *c,
                         const char *roles[TRAIN_OPT_MAX_BUFS]) {
-  int n = 0;
-  switch (c->optim.kind) {
-  case IR_OPTIM_SGD:
-    if (c->optim.momentum > 0)
-      roles[n++] = "momentum";
-    break;
-  case IR_OPTIM_ADAGRAD:
-    roles[n++] = "sum";
-    break;
-  case IR_OPTIM_RMSPROP:
-    roles[n++] = "square_avg";
-    if (c->optim.momentum > 0)
-      roles[n++] = "momentum";
-    break;
-  case IR_OPTIM_ADAM:
-  case IR_OPTIM_ADAMW:
-    roles[n++] = "exp_avg";
-    roles[n++] = "exp_avg_sq";
-    break;
-  }
-  KILN_ASSERT(n <= TRAIN_OPT_MAX_BUFS);
-  return n;
+  return ir_update_roles(c, roles);
 }
 
 void train_opt_state_init(train_opt_state *s, const ir_train_cfg *c, int64_t n,
