@@ -83,9 +83,16 @@ enum {
   DUMP_OPT,
   DUMP_DISABLE,
   DUMP_FUSE_LIMIT,
-  DUMP_INFERENCE
+  DUMP_INFERENCE,
+  DUMP_KERNELS
 };
-enum { COMPILE_STATS, COMPILE_BATCH, COMPILE_EVAL, COMPILE_INPLACE };
+enum {
+  COMPILE_STATS,
+  COMPILE_BATCH,
+  COMPILE_EVAL,
+  COMPILE_INPLACE,
+  COMPILE_KERNELS
+};
 enum {
   TRAIN_EPOCHS,
   TRAIN_BATCH,
@@ -124,7 +131,9 @@ static const command commands[] = {
                 "skip a pass or fusion pattern (repeatable)"},
                {"--fuse-limit", NULL, "N", "apply only the first N fusions"},
                {"--inference", NULL, NULL,
-                "the inference graph (folds batchnorm, drops dropout)"}},
+                "the inference graph (folds batchnorm, drops dropout)"},
+               {"--kernels", NULL, NULL,
+                "the kernel IR of a training step (kiln compile --kernels)"}},
      .help = "print a model's graph IR"},
     {.name = "train",
      .run = cmd_train,
@@ -169,7 +178,8 @@ static const command commands[] = {
                {"--batch", NULL, "N", "examples per step (default: train's)"},
                {"--eval", NULL, NULL, "the evaluation plan, not a train step"},
                {"--inplace", NULL, NULL,
-                "plan elementwise outputs over dying inputs"}},
+                "plan elementwise outputs over dying inputs"},
+               {"--kernels", NULL, NULL, "print every kernel (kernel IR)"}},
      .help = "lower a model to kernels and plan its memory"},
     {.name = "help",
      .run = cmd_help,
@@ -514,6 +524,18 @@ static int cmd_dump(const cli_args *a) {
     }
   }
   po.dump_out = out;
+  if (a->given[DUMP_KERNELS]) {
+    /* the training step's kernels, at the train section's batch */
+    pass_compile_opts co = {.kernels = true};
+    kiln_status st = pass_compile_model(m, &co, out, &err);
+    if (st)
+      fputs(err.message, stderr);
+    kiln_model_free(m);
+    free((void *)names);
+    if (out != stdout)
+      fclose(out);
+    return st ? 1 : 0;
+  }
   if (passes) {
     /* the graph after --after PASS, or after the whole pipeline */
     kiln_status st = pass_run_pipeline(&m->g, &po, &err);
@@ -649,9 +671,12 @@ static int cmd_compile(const cli_args *a) {
     fputs(err.message, stderr);
     return 1;
   }
-  kiln_status st = pass_compile_model(m, batch, a->given[COMPILE_EVAL],
-                                      a->given[COMPILE_STATS],
-                                      a->given[COMPILE_INPLACE], stdout, &err);
+  pass_compile_opts o = {.batch = batch,
+                         .eval = a->given[COMPILE_EVAL],
+                         .stats = a->given[COMPILE_STATS],
+                         .inplace = a->given[COMPILE_INPLACE],
+                         .kernels = a->given[COMPILE_KERNELS]};
+  kiln_status st = pass_compile_model(m, &o, stdout, &err);
   if (st)
     fputs(err.message, stderr);
   kiln_model_free(m);

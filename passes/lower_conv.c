@@ -34,6 +34,7 @@
 typedef struct conv_dims {
   int64_t n, c, h, w, k, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow;
   int64_t cg, kg; /* channels per group: in, out */
+  bool i32;       /* every index fits in i32 (see dv) */
 } conv_dims;
 
 static const ir_attr *attr(const ir_node *f, const char *name) {
@@ -66,6 +67,12 @@ static void conv_dims_of(lower_ctx *c, const ir_node *f, conv_dims *d) {
                    .ow = y[3]};
   d->cg = d->c / d->groups;
   d->kg = d->k / d->groups;
+  int64_t most = d->n * d->c * d->h * d->w;
+  if (d->n * d->k * d->oh * d->ow > most)
+    most = d->n * d->k * d->oh * d->ow;
+  if (d->k * d->cg * d->kh * d->kw > most)
+    most = d->k * d->cg * d->kh * d->kw;
+  d->i32 = most < ((int64_t)1 << 30);
 }
 
 /* Shorthands over the gemm's kernel. */
@@ -81,11 +88,24 @@ static kir_expr *add(gemm *g, kir_expr *a, kir_expr *b) {
 static kir_expr *mul(gemm *g, kir_expr *a, int64_t b) {
   return b == 1 ? a : gemm_op(g, KIR_MUL, a, I(g, b));
 }
+/* Division and remainder by a constant, in i32 where every index of the
+ * convolution fits: the views divide inside vector loops (a tap into
+ * channel and offsets, a pixel into row and column), and a vector of i64
+ * divided by a constant is scalarised on x86 (no 64-bit multiply-high),
+ * while i32 becomes a few vector multiplies. Same truncation either way. */
+static kir_expr *div_mod(gemm *g, kir_op op, kir_expr *a, int64_t b) {
+  const conv_dims *d = g->op;
+  if (!d->i32)
+    return gemm_op(g, op, a, I(g, b));
+  kir_kernel *k = g->k;
+  kir_expr *r = kir_bin(k, op, kir_cast(k, KIR_I32, a), kir_int(k, KIR_I32, b));
+  return kir_cast(k, KIR_I64, r);
+}
 static kir_expr *dv(gemm *g, kir_expr *a, int64_t b) {
-  return b == 1 ? a : gemm_op(g, KIR_DIV, a, I(g, b));
+  return b == 1 ? a : div_mod(g, KIR_DIV, a, b);
 }
 static kir_expr *md(gemm *g, kir_expr *a, int64_t b) {
-  return gemm_op(g, KIR_MOD, a, I(g, b));
+  return div_mod(g, KIR_MOD, a, b);
 }
 /* 0 <= a < hi */
 static kir_expr *in_range(gemm *g, kir_var *a, int64_t hi) {

@@ -44,7 +44,11 @@ void gemm_columns_2d(gemm *g, int64_t nx) {
   g->tnx = (int)((nx + parts - 1) / parts);
   int64_t rows = 64 / g->tnx;
   g->tny = (int)(rows < g->ny ? rows : g->ny);
-  g->tn = g->tnx * g->tny;
+  /* The tile's row stride in the shared B tile and the accumulators,
+   * and the multiply's vector loop: whole 8-wide vectors (60 or 49
+   * columns would leave a scalar remainder loop as slow as the vector
+   * part); pack and store skip the padding (see gemm_emit). */
+  g->tn = (g->tnx * g->tny + 7) / 8 * 8;
 }
 
 gemm_view *gemm_bind(gemm *g, gemm_which w, const char *name, int t) {
@@ -350,7 +354,26 @@ kiln_status gemm_emit(gemm *g) {
   kir_var *n = kir_for(k, KIR_LOOP_VECTOR, "n", gemm_i(g, tn));
   kir_store(k, acc, tile_at(g, t, tn, n), kir_f32(k, 0.0f));
   kir_end(k);
+  if (g->nx && tn > g->tnx * g->tny) {
+    /* the padding columns of the B tile, which packing never writes,
+     * hold zeros (multiplied into accumulators that are never stored) */
+    kir_var *r = kir_for(k, KIR_LOOP_SERIAL, "r", gemm_i(g, tk));
+    kir_if(k,
+           gemm_op(g, KIR_EQ, gemm_op(g, KIR_MOD, gemm_v(g, r), gemm_i(g, tm)),
+                   gemm_v(g, t)));
+    kir_var *p =
+        kir_for(k, KIR_LOOP_VECTOR, "p", gemm_i(g, tn - g->tnx * g->tny));
+    kir_store(
+        k, bs,
+        gemm_op(g, KIR_ADD, tile_at(g, r, tn, p), gemm_i(g, g->tnx * g->tny)),
+        kir_f32(k, 0.0f));
+    kir_end(k); /* p */
+    kir_end(k); /* if */
+    kir_end(k); /* r */
+  }
   kir_end(k);
+  if (g->nx && tn > g->tnx * g->tny)
+    kir_barrier(k);
   if (g->F > 1)
     g->f = kir_for(k, KIR_LOOP_SERIAL, "f", gemm_i(g, g->F));
   kir_var *kc = kir_for(k, KIR_LOOP_SERIAL, "kc", gemm_i(g, per));

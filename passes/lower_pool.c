@@ -211,11 +211,58 @@ static kir_var *pool_argmax(kir_kernel *k, const pool_dims *d, kir_buf *x,
   return bi;
 }
 
+/* maxpool whose windows tile the input exactly (stride = kernel, no
+ * padding, no leftover rows or columns: LeNet's 2x2 pools): one pass over
+ * the windows, each finding its argmax once and writing its dy there and
+ * 0 to the rest of the window, instead of every input element finding
+ * its window's argmax again (kernel^2 reads of x per element). */
+static bool pool_tiles(const pool_dims *d) {
+  return d->sh == d->kh && d->sw == d->kw && d->ph == 0 && d->pw == 0 &&
+         d->h == d->oh * d->kh && d->w == d->ow * d->kw;
+}
+
+static kiln_status pool_bwd_max_tiled(lower_ctx *c, const ir_node *gn,
+                                      const pool_dims *d) {
+  const ir_node *f = gn->fwd;
+  kir_kernel *k =
+      kir_kernel_new(c->a, lower_kernel_name(c, "maxpool_bwd", gn), 0);
+  kir_buf *dy = kir_global(k, "dy", KIR_F32, d->planes * d->oh * d->ow, true);
+  kir_buf *x = kir_global(k, "x", KIR_F32, d->planes * d->h * d->w, true);
+  kir_buf *dx = kir_global(k, "dx", KIR_F32, d->planes * d->h * d->w, false);
+  kir_var *p, *oy, *ox;
+  pool_grid(k, d->planes, d->oh, d->ow, &p, &oy, &ox);
+  kir_var *bi = pool_argmax(k, d, x, p, oy, ox);
+  kir_var *g = kir_let(
+      k, "g",
+      kir_load(k, dy,
+               B(ADD,
+                 B(MUL, B(ADD, B(MUL, R(p), C64(d->oh)), R(oy)), C64(d->ow)),
+                 R(ox))));
+  kir_var *wy = pool_window_loop(k, "wy", d->kh);
+  kir_var *wx = pool_window_loop(k, "wx", d->kw);
+  kir_var *at = kir_let(
+      k, "at",
+      B(ADD, B(MUL, B(ADD, B(MUL, R(oy), C64(d->kh)), R(wy)), C64(d->w)),
+        B(ADD, B(MUL, R(ox), C64(d->kw)), R(wx))));
+  kir_store(k, dx, B(ADD, B(MUL, R(p), C64(d->h * d->w)), R(at)),
+            kir_select(k, B(EQ, R(bi), R(at)), R(g), F32(0)));
+  kir_end(k); /* wx */
+  kir_end(k); /* wy */
+  kir_end(k);
+  kir_end(k);
+  kir_end(k);
+  int args[3] = {lower_node_tensor(c, gn->inputs[0]),
+                 lower_node_tensor(c, f->inputs[0]), lower_node_tensor(c, gn)};
+  return lower_launch(c, k, args, gn);
+}
+
 static kiln_status pool_bwd_window(lower_ctx *c, const ir_node *gn) {
   const ir_node *f = gn->fwd;
   pool_dims d;
   pool_dims_of(c, f, &d);
   bool max = f->op == IR_OP_MAXPOOL;
+  if (max && pool_tiles(&d))
+    return pool_bwd_max_tiled(c, gn, &d);
   KILN_ASSERT(gn->wrt == 0 && "pools have no parameters");
   kir_kernel *k = kir_kernel_new(
       c->a, lower_kernel_name(c, max ? "maxpool_bwd" : "avgpool_bwd", gn), 0);

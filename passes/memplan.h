@@ -101,6 +101,7 @@ typedef struct pass_compile_opts {
   int64_t batch; /* 0: the train section's batch */
   bool eval;     /* the EVAL plan instead of the training step */
   bool stats;
+  bool kernels; /* print every kernel of the plan (kir_plan_print) first */
   bool inplace; /* memplan_opts.inplace */
   /* Called after the table with the finished plan: where a code
    * generator adds its compile times (NVRTC cold/warm: the CUDA side). */
@@ -110,8 +111,7 @@ typedef struct pass_compile_opts {
 kiln_status pass_compile(ir_graph *g, const pass_compile_opts *o, FILE *out,
                          kiln_error *err);
 /* The same on a loaded model, for the CLI (sets m->differentiated). */
-kiln_status pass_compile_model(kiln_model *m, int64_t batch, bool eval,
-                               bool stats, bool inplace, FILE *out,
-                               kiln_error *err);
+kiln_status pass_compile_model(kiln_model *m, const pass_compile_opts *o,
+                               FILE *out, kiln_error *err);
 
 #endif

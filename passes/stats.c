@@ -159,6 +159,13 @@ kiln_status pass_compile(ir_graph *g, const pass_compile_opts *o, FILE *out,
     arena_free(&a);
     return st;
   }
+  if (o->kernels) {
+    strbuf sb;
+    strbuf_init(&sb);
+    kir_plan_print(&sb, &plan);
+    fwrite(sb.data, 1, sb.len, out);
+    strbuf_free(&sb);
+  }
   if (o->stats) {
     pass_plan_stats(out, &plan, &m);
     /* Compile-time figures of a code generator (NVRTC cold/warm, LLVM)
@@ -170,15 +177,12 @@ kiln_status pass_compile(ir_graph *g, const pass_compile_opts *o, FILE *out,
   return KILN_OK;
 }
 
-kiln_status pass_compile_model(kiln_model *m, int64_t batch, bool eval,
-                               bool stats, bool inplace, FILE *out,
-                               kiln_error *err) {
-  pass_compile_opts o = {
-      .batch = batch, .eval = eval, .stats = stats, .inplace = inplace};
+kiln_status pass_compile_model(kiln_model *m, const pass_compile_opts *o,
+                               FILE *out, kiln_error *err) {
   /* pass_compile differentiates the graph as kiln_train would. */
   bool had = m->g.loss && has_grads(&m->g);
-  kiln_status st = pass_compile(&m->g, &o, out, err);
-  if (!st && !eval && !had)
+  kiln_status st = pass_compile(&m->g, o, out, err);
+  if (!st && !o->eval && !had)
     m->differentiated = true;
   return st;
 }

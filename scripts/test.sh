@@ -23,7 +23,7 @@ cmake --build build-asan -j"$jobs"
 # test_cuda_nvrtc (label nvrtc: every model's kernels through NVRTC) ran in
 # the release pass; under ASan it would only re-time NVRTC itself.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE nvrtc
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE "nvrtc|models"
 
 # Each fuzzer works on a copy of its seeds, so what it learns stays out of
 # the tree.

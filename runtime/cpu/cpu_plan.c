@@ -30,6 +30,26 @@ static void *alloc_tensor(const kir_tensor *t) {
   return p;
 }
 
+/* Bytes of a launch's global buffers: each read or written once, the
+ * lower bound of its memory traffic (kir_plan_print's count). */
+static int64_t launch_bytes(const kir_launch *ln) {
+  int64_t bytes = 0;
+  for (int i = 0; i < ln->k->n_bufs; i++) {
+    const kir_buf *b = ln->k->bufs[i];
+    if (b->space == KIR_GLOBAL)
+      bytes += b->count * kir_type_size(b->type);
+  }
+  return bytes;
+}
+
+/* Launches that move less than this run on the calling thread: they take
+ * a few microseconds, and a pool launch costs a wake-up of every worker,
+ * which on a loaded machine (more runnable threads than cores) can wait
+ * for a scheduler time slice (measured: a 100 KB split-K sum took 1-3 ms
+ * through the pool on two shared cores). Parameter updates, bias sums,
+ * small transposes and the layers of a classifier head fall below it. */
+enum { SERIAL_BYTES = 256 << 10 };
+
 static int root_of(const kir_plan *p, int t) {
   for (int hops = 0; p->tensors[t].alias >= 0; hops++) {
     KILN_ASSERT(hops < p->n_tensors && "alias cycle");
@@ -74,7 +94,10 @@ static kiln_status plan_init(rt_cpu_plan *x, const kir_plan *plan,
   x->storage = calloc(n, sizeof *x->storage);
   x->root = calloc(n, sizeof *x->root);
   x->owned = calloc(n, sizeof *x->owned);
-  KILN_ASSERT(x->storage && x->root && x->owned);
+  x->serial = calloc((size_t)plan->n_launches + 1, sizeof *x->serial);
+  KILN_ASSERT(x->storage && x->root && x->owned && x->serial);
+  for (int l = 0; l < plan->n_launches; l++)
+    x->serial[l] = launch_bytes(&plan->launches[l]) < SERIAL_BYTES;
   arena a;
   arena_init(&a);
   memplan m;
@@ -141,6 +164,7 @@ void rt_cpu_plan_free(rt_cpu_plan *x) {
   free(x->storage);
   free(x->root);
   free(x->owned);
+  free(x->serial);
   free(x->act);
   free(x->prof_s);
   free(x->prof_calls);
@@ -184,7 +208,11 @@ void rt_cpu_plan_run(rt_cpu_plan *x, const kir_scalars *s, int from, int to) {
       b[i] = rt_cpu_plan_tensor(x, ln->args[i]);
     launch_ctx c = {cg_llvm_fn(x->code, l), b, s};
     double t0 = x->profiling ? now_s() : 0;
-    rt_cpu_pool_for(x->pool, cg_llvm_grid(x->code, l, s), run_range, &c);
+    int64_t grid = cg_llvm_grid(x->code, l, s);
+    if (x->serial[l])
+      c.fn(b, s, 0, grid);
+    else
+      rt_cpu_pool_for(x->pool, grid, run_range, &c);
     if (x->profiling) {
       x->prof_s[l] += now_s() - t0;
       x->prof_calls[l]++;
@@ -207,18 +235,6 @@ void rt_cpu_plan_profile(rt_cpu_plan *x, bool on) {
     memset(x->prof_calls, 0, n * sizeof *x->prof_calls);
   }
   x->profiling = on;
-}
-
-/* Bytes of a launch's global buffers: each read or written once, the
- * lower bound of its memory traffic (kir_plan_print's count). */
-static int64_t launch_bytes(const kir_launch *ln) {
-  int64_t bytes = 0;
-  for (int i = 0; i < ln->k->n_bufs; i++) {
-    const kir_buf *b = ln->k->bufs[i];
-    if (b->space == KIR_GLOBAL)
-      bytes += b->count * kir_type_size(b->type);
-  }
-  return bytes;
 }
 
 void rt_cpu_plan_profile_report(const rt_cpu_plan *x, FILE *out) {
@@ -245,18 +261,28 @@ void rt_cpu_plan_profile_report(const rt_cpu_plan *x, FILE *out) {
       order[j] = order[j - 1];
       order[j - 1] = t;
     }
-  fprintf(out, "%-44s %-24s %6s %10s %6s %12s %8s\n", "kernel", "node", "calls",
-          "total_ms", "%", "bytes/call", "GB/s");
+  /* columns as wide as the longest kernel and node names */
+  int wk = 6, wn = 4;
+  for (int i = 0; i < n; i++) {
+    const kir_launch *ln = &p->launches[order[i]];
+    int a = (int)strlen(ln->k->name);
+    int b = ln->node && ln->node->name ? (int)strlen(ln->node->name) : 1;
+    wk = a > wk ? a : wk;
+    wn = b > wn ? b : wn;
+  }
+  fprintf(out, "%-*s %-*s %6s %10s %6s %12s %8s\n", wk, "kernel", wn, "node",
+          "calls", "total_ms", "%", "bytes/call", "GB/s");
   for (int i = 0; i < n; i++) {
     const kir_launch *ln = &p->launches[order[i]];
     double s = x->prof_s[order[i]];
     int64_t calls = x->prof_calls[order[i]], bytes = launch_bytes(ln);
-    fprintf(out, "%-44s %-24s %6lld %10.3f %6.2f %12lld %8.2f\n", ln->k->name,
-            ln->node && ln->node->name ? ln->node->name : "-", (long long)calls,
-            1e3 * s, total > 0 ? 100.0 * s / total : 0.0, (long long)bytes,
+    fprintf(out, "%-*s %-*s %6lld %10.3f %6.2f %12lld %8.2f\n", wk, ln->k->name,
+            wn, ln->node && ln->node->name ? ln->node->name : "-",
+            (long long)calls, 1e3 * s, total > 0 ? 100.0 * s / total : 0.0,
+            (long long)bytes,
             s > 0 ? 1e-9 * (double)bytes * (double)calls / s : 0.0);
   }
-  fprintf(out, "%-44s %-24s %6s %10.3f %6.2f\n", "total", "", "", 1e3 * total,
-          100.0);
+  fprintf(out, "%-*s %-*s %6s %10.3f %6.2f\n", wk, "total", wn, "", "",
+          1e3 * total, 100.0);
   free(order);
 }

@@ -47,6 +47,9 @@ typedef struct rt_cpu_plan {
   int *root;
   bool *owned;
   void *act; /* the planned block of activations, gradients, scratch */
+  /* Per launch: whether it runs on the calling thread alone (it moves
+   * so few bytes that waking the pool would cost more; see cpu_plan.c). */
+  bool *serial;
   /* Per launch, while profiling is on (rt_cpu_plan_profile): wall time
    * and number of runs; NULL when never switched on. */
   double *prof_s;

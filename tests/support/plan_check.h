@@ -51,6 +51,9 @@ typedef struct pc_executor {
 
 /* The kernel IR interpreter (tests/support/kir_interp.h). */
 extern const pc_executor pc_interp_executor;
+/* The compiled CPU plan, every tensor in its own storage
+ * (plan_check_cpu.c). */
+extern const pc_executor pc_cpu_executor;
 
 typedef struct pc_opts {
   kir_plan_mode mode;      /* KIR_PLAN_TRAIN (0) or KIR_PLAN_EVAL */
