@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# gpu-check: skip (installs JAX/ONNX Runtime from PyPI; the device machines have no network)
 # CPU benchmark of issue 4, in one run: images/s of a training step and of
 # an inference step of LeNet-5 and the small ResNet, on kiln's compiled CPU
 # backend and on the reference executor (bench/step_bench.c), next to JAX
