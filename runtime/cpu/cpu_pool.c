@@ -5,7 +5,13 @@
  * holding up the launch; about four chunks per thread balance that against
  * the cost of the atomic. The caller works too, so a pool of N threads
  * has N - 1 workers. Workers sleep on a condition variable between
- * launches; a launch is one generation number. */
+ * launches; a launch is one generation number.
+ *
+ * The caller does not wait for workers that never joined: once it has
+ * run out of chunks it closes the launch, a worker waking after that
+ * skips it, and only the workers that joined (and may still be running a
+ * chunk) are waited for. On a machine whose cores are shared, waiting for
+ * every sleeping worker to be scheduled cost more than the work. */
 #include "runtime/cpu/rt_cpu.h"
 
 #include <pthread.h>
@@ -19,7 +25,8 @@ struct rt_cpu_pool {
   pthread_mutex_t mu;
   pthread_cond_t start, done;
   uint64_t generation; /* bumped per launch (under mu) */
-  int busy;            /* workers still inside the current launch */
+  int active;          /* workers that joined the launch and are in it */
+  bool closed;         /* the caller ran out of chunks: no more joins */
   bool quit;
   /* the current launch */
   rt_cpu_range_fn fn;
@@ -48,10 +55,13 @@ static void *worker(void *arg) {
     if (p->quit)
       break;
     seen = p->generation;
+    if (p->closed)
+      continue; /* woke after the launch was over */
+    p->active++;
     pthread_mutex_unlock(&p->mu);
     run_chunks(p);
     pthread_mutex_lock(&p->mu);
-    if (--p->busy == 0)
+    if (--p->active == 0)
       pthread_cond_signal(&p->done);
   }
   pthread_mutex_unlock(&p->mu);
@@ -129,13 +139,15 @@ void rt_cpu_pool_for(rt_cpu_pool *p, int64_t n, rt_cpu_range_fn fn, void *ctx) {
   p->n = n;
   p->chunk = chunk > 0 ? chunk : 1;
   atomic_store(&p->next, 0);
-  p->busy = p->threads - 1;
+  p->active = 0;
+  p->closed = false;
   p->generation++;
   pthread_cond_broadcast(&p->start);
   pthread_mutex_unlock(&p->mu);
   run_chunks(p);
   pthread_mutex_lock(&p->mu);
-  while (p->busy > 0)
+  p->closed = true;
+  while (p->active > 0)
     pthread_cond_wait(&p->done, &p->mu);
   pthread_mutex_unlock(&p->mu);
 }
